@@ -1,0 +1,34 @@
+# Linkwell: `make up` runs the whole network, `make test` runs every test.
+PYTHON ?= python3
+UV := .tools/bin/uv
+
+.PHONY: up test unit bench schemas lint clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --all-packages --frozen --quiet
+	touch $@
+
+up: .venv/.synced
+	$(UV) run --frozen linkwell up
+
+test: .venv/.synced
+	$(UV) run --frozen pytest
+
+unit: .venv/.synced
+	$(UV) run --frozen pytest -m "not integration and not e2e"
+
+bench: .venv/.synced
+	$(UV) run --frozen python bench/e2e.py
+
+schemas: .venv/.synced
+	$(UV) run --frozen python -m linkwell_schemas.jsonschema
+
+lint: .venv/.synced
+	$(UV) run --frozen ruff check .
+
+clean:
+	rm -rf data .venv .tools

@@ -1,0 +1,117 @@
+"""`linkwell`: run the whole network on one machine, and follow a referral's trace.
+
+    linkwell up                      start broker, database and the four services
+    linkwell trace <referral-id>     print the span tree of one referral
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from linkwell.telemetry import default_trace_file, read_spans, referral_traces, render_tree
+
+DEMO_RECEIVER_PORT = 8090
+
+
+class _DemoReceiver(BaseHTTPRequestHandler):
+    """Stands in for the demo GP system's webhook endpoint, so the loop visibly closes."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(204)
+        self.end_headers()
+        try:
+            note = json.loads(body)
+            print(f"  [webhook to {self.path.rsplit('/', 1)[-1]}] referral {note['referral_id']}: "
+                  f"{note['summary']}", flush=True)
+        except (ValueError, KeyError):
+            print(f"  [webhook to {self.path}] {len(body)} bytes", flush=True)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def _up(args: argparse.Namespace) -> int:
+    from linkwell.network import Network
+
+    root = Path.cwd()
+    data_dir = root / "data"
+    net = Network.prepare(root, data_dir)
+    receiver = ThreadingHTTPServer(("127.0.0.1", DEMO_RECEIVER_PORT), _DemoReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        embedded = [n for n in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL") if n not in net.env]
+        net.start_embedded()
+        if embedded:
+            print(f"embedded {' and '.join('Kafka broker' if n.startswith('KAFKA') else 'MongoDB server' for n in embedded)} started "
+                  f"({net.env['KAFKA_BOOTSTRAP_SERVERS']}, {net.env['MONGODB_URL'].split('/?')[0]})")
+        print("starting referral-intake, matching, capacity, notifications ...", flush=True)
+        net.start_services()
+        base = f"http://localhost:{net.ports['referral-intake']}/fhir"
+        print(f"""
+Linkwell is running.  FHIR base URL: {base}
+
+Send a sample social prescribing referral:
+
+  curl -si -X POST {base}/ServiceRequest -H 'Content-Type: application/fhir+json' -H 'X-Partner-Id: gp-demo-headingley' --data @examples/fhir/social-prescribing-referral.json
+
+Then see its Task (use the id from the Location header):
+
+  curl -s '{base}/Task?focus=ServiceRequest/<id>' -H 'X-Partner-Id: gp-demo-headingley'
+
+and its trace across the services:  uv run linkwell trace <id>
+Logs are in {data_dir / 'logs'}.  Ctrl-C stops everything.
+""", flush=True)
+        while not stopping.wait(1):
+            for name, proc in net.processes.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited (code {proc.returncode}); see data/logs/{name}.log")
+                    stopping.set()
+    finally:
+        print("stopping ...", flush=True)
+        net.stop()
+        receiver.shutdown()
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    path = Path(args.file) if args.file else default_trace_file()
+    traces = referral_traces(read_spans(path), args.referral_id)
+    if not traces:
+        print(f"no spans for referral {args.referral_id} in {path}", file=sys.stderr)
+        return 1
+    for trace_id, spans in traces.items():
+        services = sorted({s["service"] for s in spans})
+        print(f"trace {trace_id}  ({len(spans)} spans; services: {', '.join(services)})")
+        print(render_tree(spans))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="linkwell", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole network on this machine").set_defaults(func=_up)
+    trace = sub.add_parser("trace", help="print the span tree of one referral")
+    trace.add_argument("referral_id")
+    trace.add_argument("--file", help="span file (default: $LINKWELL_TRACE_FILE or data/traces)")
+    trace.set_defaults(func=_trace)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Capacity rules over one asset's level: who holds a place, who is in one, who waits.
+
+Holds plus places in use never exceed the asset's maximum: every change to a level is decided
+here on the whole asset document and written with a version check, so concurrent instances and
+redeliveries cannot overbook.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from linkwell_schemas.events import WaitlistBand
+
+HoldOutcome = Literal["held", "already-held", "at-capacity", "paused", "unknown-asset",
+                      "stale-data"]
+
+
+def new_asset(name: str, provider_org: str, capacity: int | None) -> dict[str, Any]:
+    return {"name": name, "provider_org": provider_org, "capacity": capacity,
+            "accepting_referrals": True, "holds": {}, "in_use": {}, "waitlist": []}
+
+
+def occupied(asset: dict[str, Any]) -> int:
+    return len(asset.get("holds", {})) + len(asset.get("in_use", {}))
+
+
+def free_places(asset: dict[str, Any]) -> int | None:
+    if asset.get("capacity") is None:
+        return None
+    return max(0, int(asset["capacity"]) - occupied(asset))
+
+
+def hold_outcome(asset: dict[str, Any] | None, referral_id: str) -> HoldOutcome:
+    """What holding a place for this referral would do, without doing it."""
+    if asset is None:
+        return "unknown-asset"
+    if referral_id in asset.get("holds", {}) or referral_id in asset.get("in_use", {}):
+        return "already-held"
+    if not asset.get("accepting_referrals", True):
+        return "paused"
+    if asset.get("capacity") is None:
+        return "stale-data"
+    if occupied(asset) >= int(asset["capacity"]):
+        return "at-capacity"
+    return "held"
+
+
+def hold(asset: dict[str, Any], referral_id: str, expires_at: str) -> None:
+    assert hold_outcome(asset, referral_id) == "held"
+    asset.setdefault("holds", {})[referral_id] = {"expires_at": expires_at}
+    if referral_id in asset.get("waitlist", []):
+        asset["waitlist"].remove(referral_id)
+
+
+def join_waitlist(asset: dict[str, Any], referral_id: str) -> int:
+    """Position (1-based) of the referral on the asset's waitlist; joining twice is a no-op."""
+    waitlist = asset.setdefault("waitlist", [])
+    if referral_id not in waitlist:
+        waitlist.append(referral_id)
+    return waitlist.index(referral_id) + 1
+
+
+def waitlist_band(asset: dict[str, Any], position: int) -> WaitlistBand:
+    """Expected wait, from how fast places have freed up at this asset. Without history: unknown."""
+    freed_per_month = asset.get("freed_per_month")
+    if not freed_per_month:
+        return WaitlistBand.unknown
+    months = position / float(freed_per_month)
+    if months < 1:
+        return WaitlistBand.under_1_month
+    if months <= 3:
+        return WaitlistBand.one_to_3_months
+    return WaitlistBand.over_3_months

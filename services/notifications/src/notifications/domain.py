@@ -1,0 +1,53 @@
+"""Who hears what. One table of rules: for each event, which roles are told and in what words.
+Messages to partners carry ids and states only; never the person's details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from linkwell_schemas.events import (
+    Event,
+    MatchProposed,
+    PlaceRefused,
+    PlaceReserved,
+    ReferralEscalated,
+    Waitlisted,
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    role: str  # referrer, provider, link-worker, person
+    summary: str
+
+
+def notices_for(event: Event) -> list[Notice]:
+    if isinstance(event, PlaceReserved):
+        return [Notice("referrer", f"A place is held at {event.asset_name or event.asset_id} "
+                                   f"until {event.hold_expires_at:%d %b %Y}")]
+    if isinstance(event, Waitlisted):
+        return [Notice("referrer", f"Waitlisted at {event.asset_id}, position {event.position} "
+                                   f"(expected wait: {event.band.value})")]
+    if isinstance(event, PlaceRefused):
+        return [Notice("referrer", "No proposed community asset has room at the moment")]
+    if isinstance(event, ReferralEscalated):
+        return [Notice("referrer", f"Referral escalated to a {event.route_to}")]
+    if isinstance(event, MatchProposed) and not event.candidates:
+        return [Notice("referrer", f"No community asset could be proposed: {event.no_match_reason}")]
+    return []
+
+
+def webhook_body(event: Event, notice: Notice, task_url: str) -> dict[str, Any]:
+    return {
+        "type": event.topic,
+        "event_id": str(event.event_id),
+        "occurred_at": event.occurred_at.isoformat(),
+        "referral_id": getattr(event, "referral_id", None),
+        "summary": notice.summary,
+        "task": task_url,
+    }
+
+
+def delivery_key(event_id: str, recipient: str, channel: str) -> str:
+    return f"{event_id}:{recipient}:{channel}"

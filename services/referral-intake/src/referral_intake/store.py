@@ -1,0 +1,88 @@
+"""Referral documents: the ServiceRequest as received, its Task, its history, and the events
+they cause, changed atomically. Works over any DocumentStore (in-memory or MongoDB)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from linkwell.documents import DocumentStore, add_event, change, has_seen, mark_seen
+from linkwell.messaging import PermanentError
+from linkwell_schemas.events import Event, ReferralReceived
+from referral_intake import domain
+
+REFERRALS = "referrals"
+
+
+class ReferralStore:
+    def __init__(self, documents: DocumentStore, on_written: Any = None) -> None:
+        self.documents = documents
+        self.on_written = on_written
+
+    async def setup(self) -> None:
+        await self.documents.ensure_indexes(REFERRALS, ["stage", "moved_at"])
+
+    async def get(self, referral_id: str) -> dict[str, Any] | None:
+        return await self.documents.get(REFERRALS, referral_id)
+
+    async def create(self, doc: dict[str, Any], event: ReferralReceived) -> tuple[bool, dict]:
+        """Store a new referral with its received event. (False, existing) if already there."""
+        created = False
+
+        def create_once(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal created
+            if current is not None:
+                return None
+            created = True
+            new = dict(doc)
+            new["received_event"] = event.model_dump(mode="json")
+            add_event(new, event)
+            return new
+
+        written = await change(self.documents, REFERRALS, doc["_id"], create_once,
+                               on_written=self.on_written)
+        assert written is not None
+        return created, written
+
+    async def record(self, referral_id: str, event: Event) -> None:
+        """Apply a downstream event to the referral's Task, once."""
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None:
+                raise PermanentError(f"event about an unknown referral ({event.topic})")
+            if has_seen(current, str(event.event_id)):
+                return None
+            current["task"] = domain.apply_event(current["task"], event)
+            current.setdefault("history", []).append(domain.history_entry(event, current["task"]))
+            current["stage"] = "in-network"
+            current["updated_at"] = domain.now_iso()
+            current["moved_at"] = time.time()
+            mark_seen(current, str(event.event_id))
+            return current
+
+        await change(self.documents, REFERRALS, referral_id, apply)
+
+    async def redrive_stalled(self, older_than_seconds: float, max_redrives: int) -> int:
+        """Re-publish the received event of referrals nobody downstream has answered.
+
+        The event keeps its id, so services that did see it ignore it."""
+        cutoff = time.time() - older_than_seconds
+        stalled = await self.documents.find(
+            REFERRALS, {"stage": "received", "moved_at": {"$lt": cutoff}}, limit=500)
+        count = 0
+        for doc in stalled:
+            def redrive(current: dict[str, Any] | None) -> dict[str, Any] | None:
+                if current is None or current.get("stage") != "received":
+                    return None
+                current["moved_at"] = time.time()
+                if current.get("redrives", 0) >= max_redrives:
+                    current["stage"] = "stalled"
+                    return current
+                current["redrives"] = current.get("redrives", 0) + 1
+                add_event(current, ReferralReceived.model_validate(current["received_event"]))
+                return current
+
+            await change(self.documents, REFERRALS, doc["_id"], redrive,
+                         on_written=self.on_written)
+            count += 1
+        return count
