@@ -96,6 +96,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,16 +107,15 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._task:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._task], timeout=5)
 
     async def _run(self) -> None:
         backoff = self.poll_interval
-        while True:
+        while not self._stopping:
             try:
                 moved = await self.relay_once()
                 backoff = self.poll_interval
@@ -127,7 +127,9 @@ class OutboxRelay:
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                # asyncio.timeout, not wait_for: wait_for can swallow a cancellation (3.11)
+                async with asyncio.timeout(backoff):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

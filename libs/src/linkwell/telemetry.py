@@ -76,7 +76,9 @@ class JsonLinesSpanExporter(SpanExporter):
 
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
-        return list(value)
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
     return value
 
 

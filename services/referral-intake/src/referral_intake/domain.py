@@ -95,7 +95,7 @@ _NEED_WORDS: list[tuple[str, str]] = [
     (r"safeguard|abuse|neglect|domestic violence|coercive", "safeguarding"),
     (r"lonel|isolat|lives alone|no one to talk", "loneliness"),
     (r"bereave|widow|grief|griev|since (his|her|their) (wife|husband|partner) died", "bereavement"),
-    (r"low mood|depress|feeling down", "low-mood"),
+    (r"low mood|depress|feeling down|\b(feeling|and|very|so) low\b", "low-mood"),
     (r"anxi|stress|panic", "anxiety"),
     (r"inactiv|more active|exercise|walking group|physical activity", "physical-activity"),
     (r"weight", "weight"),

@@ -1,0 +1,147 @@
+"""The FHIR edge with FastStream's in-memory broker and the in-memory store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from linkwell.documents import MemoryDocumentStore
+from linkwell_schemas.events import PlaceReserved, ReferralReceived
+from referral_intake.app import build
+from referral_intake.config import IntakeSettings
+
+HEADERS = {"Content-Type": "application/fhir+json", "X-Partner-Id": "gp-demo-headingley"}
+
+
+@pytest.fixture
+async def edge(partners) -> AsyncIterator[tuple[httpx.AsyncClient, object, list]]:
+    app, runtime = build(IntakeSettings(redrive_after_seconds=3600), store=MemoryDocumentStore(),
+                         partners=partners)
+    received: list[ReferralReceived] = []
+
+    @runtime.broker.subscriber(ReferralReceived.topic, group_id="test-observer")
+    async def observe(body: dict) -> None:
+        received.append(ReferralReceived.model_validate(body))
+
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await runtime.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client, broker, received
+        await runtime.relay.stop()
+
+
+async def relay(client) -> None:
+    app = client._transport.app  # noqa: SLF001 - the app under test
+    await app.state.runtime.relay.relay_once()
+
+
+async def test_referral_is_accepted_with_location_and_published_once(edge, fhir_example) -> None:
+    client, _, received = edge
+    body = json.dumps(fhir_example("social-prescribing-referral.json"))
+    first = await client.post("/fhir/ServiceRequest", content=body, headers=HEADERS)
+    assert first.status_code == 201, first.text
+    referral_id = first.json()["id"]
+    assert first.headers["location"].endswith(f"/fhir/ServiceRequest/{referral_id}")
+    again = await client.post("/fhir/ServiceRequest", content=body, headers=HEADERS)
+    assert again.status_code == 200 and again.json()["id"] == referral_id
+    await relay(client)
+    assert [e.referral_id for e in received] == [referral_id]
+    event = received[0]
+    assert event.location and event.location.postcode_sector == "LS6 3"
+    assert "9000000009" not in event.model_dump_json()  # no NHS number leaves intake
+
+    tasks = await client.get(f"/fhir/Task?focus=ServiceRequest/{referral_id}", headers=HEADERS)
+    task = tasks.json()["entry"][0]["resource"]
+    assert task["status"] == "requested" and task["businessStatus"]["coding"][0]["code"] == "received"
+    assert task["code"]["coding"][0]["code"] == "fulfill"
+    assert task["focus"]["reference"] == f"ServiceRequest/{referral_id}"
+
+
+async def test_downstream_event_updates_task_once_even_when_redelivered(edge, fhir_example) -> None:
+    client, broker, _ = edge
+    created = await client.post("/fhir/ServiceRequest", headers=HEADERS,
+                                content=json.dumps(fhir_example("social-prescribing-referral.json")))
+    referral_id = created.json()["id"]
+    event = PlaceReserved(producer="capacity", tenant="demo-region", correlation_id=referral_id,
+                          referral_id=referral_id, asset_id="hyde-park-walking-for-health",
+                          asset_name="Hyde Park Walking for Health", provider_org="vcse-walk",
+                          hold_expires_at=datetime.now(UTC) + timedelta(days=3))
+    for _ in range(2):
+        await broker.publish(event.model_dump_json().encode(), PlaceReserved.topic,
+                             key=referral_id.encode())
+    task = (await client.get(f"/fhir/Task/{referral_id}", headers=HEADERS)).json()
+    assert task["businessStatus"]["coding"][0]["code"] == "place-held"
+    assert task["output"][0]["valueReference"]["display"] == "Hyde Park Walking for Health"
+    doc = await client._transport.app.state.referrals.get(referral_id)  # noqa: SLF001
+    assert [h["event"] for h in doc["history"]].count(PlaceReserved.topic) == 1
+
+
+async def test_invalid_nhs_bars_body_is_refused_naming_the_bad_elements(edge, fhir_example) -> None:
+    client, _, received = edge
+    response = await client.post("/fhir/ServiceRequest", headers=HEADERS, content=json.dumps(
+        fhir_example("29_INVALID_bars_api_servicerequest_put_body.json")))
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    paths = {e for issue in outcome["issue"] for e in issue.get("expression", [])}
+    assert {"ServiceRequest.basedOn", "ServiceRequest.PatientInstruction"} <= paths
+    assert "ADVICE GIVEN" not in response.text  # the submitted values are never echoed
+    await relay(client)
+    assert received == []
+
+
+async def test_completed_request_is_not_a_new_referral(edge, fhir_example) -> None:
+    client, _, _ = edge
+    response = await client.post("/fhir/ServiceRequest", headers=HEADERS, content=json.dumps(
+        fhir_example("02_sdohcc_servicerequest_subreferral_garden.json")))
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["ServiceRequest.status"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Type": "text/plain", "X-Partner-Id": "gp-demo-headingley"}, "{}", 415),
+        ({"Content-Type": "application/fhir+json"}, "{}", 401),
+        ({"Content-Type": "application/fhir+json", "X-Partner-Id": "nobody"}, "{}", 403),
+        (HEADERS, "{not json", 400),
+        (HEADERS, json.dumps({"resourceType": "Patient"}), 400),
+        (HEADERS, json.dumps({"resourceType": "ServiceRequest", "status": "active",
+                              "intent": "order"}), 400),
+        (HEADERS, "x" * 1_000_001, 413),
+    ],
+    ids=["content-type", "no-partner", "unknown-partner", "not-json", "wrong-type",
+         "no-subject", "too-large"],
+)
+async def test_bad_requests_get_specific_status_and_operation_outcome(edge, headers, body,
+                                                                      status) -> None:
+    client, _, _ = edge
+    response = await client.post("/fhir/ServiceRequest", headers=headers, content=body)
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_another_tenant_cannot_read_the_referral(edge, fhir_example) -> None:
+    client, _, _ = edge
+    created = await client.post("/fhir/ServiceRequest", headers=HEADERS,
+                                content=json.dumps(fhir_example("social-prescribing-referral.json")))
+    referral_id = created.json()["id"]
+    other = {"X-Partner-Id": "gp-elsewhere"}
+    assert (await client.get(f"/fhir/Task/{referral_id}", headers=other)).status_code == 404
+    assert (await client.get(f"/fhir/ServiceRequest/{referral_id}",
+                             headers=other)).status_code == 404
+
+
+async def test_capability_statement_lists_what_is_served(edge) -> None:
+    client, _, _ = edge
+    statement = (await client.get("/fhir/metadata")).json()
+    assert statement["fhirVersion"] == "4.0.1"
+    types = {r["type"] for r in statement["rest"][0]["resource"]}
+    assert types == {"ServiceRequest", "Task"}
