@@ -1,0 +1,101 @@
+"""A GP referral flows through all four services, as separate processes, on a real broker and
+database: the Task reaches a held place, the referrer is told, one trace covers every hop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from linkwell.telemetry import read_spans, referral_traces
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = json.loads((ROOT / "examples" / "fhir" / "social-prescribing-referral.json").read_text())
+SDOH_FOOD = json.loads((ROOT / "services" / "referral-intake" / "tests" / "fixtures" / "fhir" /
+                        "01_sdohcc_servicerequest_food_pantry.json").read_text())
+
+
+def test_gp_referral_gets_a_place_held_the_referrer_told_and_one_trace(network) -> None:
+    created = network.post_referral(SAMPLE)
+    assert created.status_code == 201, created.text
+    referral_id = created.json()["id"]
+    assert created.headers["location"].endswith(f"/ServiceRequest/{referral_id}")
+
+    task, _ = network.wait_for_task(referral_id, {"place-held"}, timeout=60)
+    assert task["status"] == "received"
+    assert task["code"]["coding"][0]["code"] == "fulfill"
+    held = task["output"][0]["valueReference"]
+    assert held["identifier"]["system"] == "https://linkwell.example/Id/asset"
+    assert held["display"]  # the name of the asset holding the place
+    assert task["owner"]["identifier"]["value"].startswith("vcse-")
+
+    deadline = time.monotonic() + 30
+    while not any(r["body"]["referral_id"] == referral_id for r in network.receiver.received):
+        assert time.monotonic() < deadline, "referrer never told"
+        time.sleep(0.1)
+    told = next(r for r in network.receiver.received if r["body"]["referral_id"] == referral_id)
+    assert told["body"]["summary"].startswith(f"A place is held at {held['display']}")
+    assert "9000000009" not in json.dumps(told)
+
+    deadline = time.monotonic() + 30
+    while "note" not in task:  # the delivery comes back to the Task
+        assert time.monotonic() < deadline, "delivery never recorded on the Task"
+        time.sleep(0.1)
+        task = network.task(referral_id)
+    assert task["note"][0]["text"] == "referrer informed by webhook: delivered"
+
+    spans_file = Path(network.net.env["LINKWELL_TRACE_FILE"])
+    deadline = time.monotonic() + 10
+    while True:
+        traces = referral_traces(read_spans(spans_file), referral_id)
+        services = {s["service"] for spans in traces.values() for s in spans}
+        if len(services) == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    first_trace = [t for t, spans in traces.items()
+                   if any(s["name"].startswith("POST /fhir/ServiceRequest") for s in spans)]
+    assert len(first_trace) == 1
+    spans = traces[first_trace[0]]
+    assert {s["service"] for s in spans} == {"referral-intake", "matching", "capacity",
+                                             "notifications"}
+    assert not any("9000000009" in json.dumps(s) for s in spans)
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "linkwell.cli", "trace", referral_id, "--file", str(spans_file)],
+        capture_output=True, text=True, check=True).stdout
+    assert f"trace {first_trace[0]}" in printed
+    assert "capacity" in printed and "POST /fhir/ServiceRequest" in printed
+
+
+def test_task_shows_the_held_place_within_two_seconds_once_warm(network) -> None:
+    network.wait_for_task(network.post_referral(SAMPLE, request_id="warm-up").json()["id"],
+                          {"place-held", "waitlisted"}, timeout=60)
+    resource = dict(SAMPLE)
+    resource["identifier"] = [{"system": "https://linkwell.example/Id/demo-gp-referral",
+                               "value": "timed-0001"}]
+    created = network.post_referral(resource)
+    _, took = network.wait_for_task(created.json()["id"], {"place-held", "waitlisted"})
+    assert took < 2.0, f"Task took {took:.2f}s to show the outcome"
+
+
+def test_real_gravity_sdoh_food_referral_is_matched_to_a_food_asset(network) -> None:
+    created = network.post_referral(SDOH_FOOD)
+    assert created.status_code == 201, created.text
+    task, _ = network.wait_for_task(created.json()["id"], {"place-held", "waitlisted"}, timeout=60)
+    assert task["output"][0]["valueReference"]["identifier"]["value"] in {
+        "burley-community-pantry", "headingley-lunch-club"}
+
+
+def test_same_referral_sent_twice_is_one_referral(network) -> None:
+    resource = dict(SAMPLE)
+    resource["identifier"] = [{"system": "https://linkwell.example/Id/demo-gp-referral",
+                               "value": "twice-0001"}]
+    first, second = network.post_referral(resource), network.post_referral(resource)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
