@@ -15,7 +15,7 @@ $(UV):
 up: .venv/.synced
 	$(UV) run --frozen linkwell up
 
-test: .venv/.synced
+test: .venv/.synced lint
 	$(UV) run --frozen pytest
 
 unit: .venv/.synced
@@ -29,6 +29,7 @@ schemas: .venv/.synced
 
 lint: .venv/.synced
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
 
 clean:
 	rm -rf data .venv .tools

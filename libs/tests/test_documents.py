@@ -57,8 +57,14 @@ async def test_replace_only_when_version_is_unchanged(store) -> None:
 
 
 async def test_events_wait_on_the_document_until_relayed(store) -> None:
-    event = AssetChanged(producer="matching", tenant="t", correlation_id="a1", asset_id="a1",
-                         provider_org="p", asset_name="Walking group")
+    event = AssetChanged(
+        producer="matching",
+        tenant="t",
+        correlation_id="a1",
+        asset_id="a1",
+        provider_org="p",
+        asset_name="Walking group",
+    )
 
     def apply(doc):
         doc = doc or {}
@@ -78,7 +84,8 @@ async def test_events_wait_on_the_document_until_relayed(store) -> None:
 
 async def test_find_filters_sorts_and_limits(store) -> None:
     for i in range(6):
-        await store.insert("jobs", {"_id": f"j{i}", "_v": 1, "state": "open" if i % 2 else "done",
-                                    "due": 10 - i})
+        await store.insert(
+            "jobs", {"_id": f"j{i}", "_v": 1, "state": "open" if i % 2 else "done", "due": 10 - i}
+        )
     found = await store.find("jobs", {"state": "open", "due": {"$lt": 9}}, sort="due", limit=2)
     assert [d["_id"] for d in found] == ["j5", "j3"]

@@ -4,8 +4,8 @@ from linkwell_schemas.events import (
     EVENT_TYPES,
     TOPICS,
     Location,
-    ReferralReceived,
     Organisation,
+    ReferralReceived,
 )
 from linkwell_schemas.jsonschema import SCHEMA_DIR, render
 
@@ -15,7 +15,9 @@ def test_committed_json_schemas_match_the_models():
     for name, text in rendered.items():
         path = SCHEMA_DIR / name
         assert path.exists(), f"{name} missing: run python -m linkwell_schemas.jsonschema"
-        assert path.read_text() == text, f"{name} drifted: run python -m linkwell_schemas.jsonschema"
+        assert path.read_text() == text, (
+            f"{name} drifted: run python -m linkwell_schemas.jsonschema"
+        )
     committed = {p.name for p in SCHEMA_DIR.glob("*.json")}
     assert committed == set(rendered), "stale schema files left behind"
 

@@ -3,6 +3,7 @@ database: the Task reaches a held place, the referrer is told, one trace covers 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,15 +11,27 @@ import time
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from linkwell.telemetry import read_spans, referral_traces
+from linkwell.testing import referral
+from linkwell_schemas.events import ReferralReceived, dead_letter_topic
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "examples" / "fhir" / "social-prescribing-referral.json").read_text())
-SDOH_FOOD = json.loads((ROOT / "services" / "referral-intake" / "tests" / "fixtures" / "fhir" /
-                        "01_sdohcc_servicerequest_food_pantry.json").read_text())
+SDOH_FOOD = json.loads(
+    (
+        ROOT
+        / "services"
+        / "referral-intake"
+        / "tests"
+        / "fixtures"
+        / "fhir"
+        / "01_sdohcc_servicerequest_food_pantry.json"
+    ).read_text()
+)
 
 
 def test_gp_referral_gets_a_place_held_the_referrer_told_and_one_trace(network) -> None:
@@ -58,28 +71,38 @@ def test_gp_referral_gets_a_place_held_the_referrer_told_and_one_trace(network) 
         if len(services) == 4 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    first_trace = [t for t, spans in traces.items()
-                   if any(s["name"].startswith("POST /fhir/ServiceRequest") for s in spans)]
+    first_trace = [
+        t
+        for t, spans in traces.items()
+        if any(s["name"].startswith("POST /fhir/ServiceRequest") for s in spans)
+    ]
     assert len(first_trace) == 1
     spans = traces[first_trace[0]]
-    assert {s["service"] for s in spans} == {"referral-intake", "matching", "capacity",
-                                             "notifications"}
+    assert {s["service"] for s in spans} == {
+        "referral-intake",
+        "matching",
+        "capacity",
+        "notifications",
+    }
     assert not any("9000000009" in json.dumps(s) for s in spans)
 
     printed = subprocess.run(
         [sys.executable, "-m", "linkwell.cli", "trace", referral_id, "--file", str(spans_file)],
-        capture_output=True, text=True, check=True).stdout
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"trace {first_trace[0]}" in printed
     assert "capacity" in printed and "POST /fhir/ServiceRequest" in printed
 
 
 def test_task_shows_the_held_place_within_two_seconds_once_warm(network) -> None:
-    network.wait_for_task(network.post_referral(SAMPLE, request_id="warm-up").json()["id"],
-                          {"place-held", "waitlisted"}, timeout=60)
-    resource = dict(SAMPLE)
-    resource["identifier"] = [{"system": "https://linkwell.example/Id/demo-gp-referral",
-                               "value": "timed-0001"}]
-    created = network.post_referral(resource)
+    network.wait_for_task(
+        network.post_referral(SAMPLE, request_id="warm-up").json()["id"],
+        {"place-held", "waitlisted"},
+        timeout=60,
+    )
+    created = network.post_referral(referral(SAMPLE, "timed-0001"))
     _, took = network.wait_for_task(created.json()["id"], {"place-held", "waitlisted"})
     assert took < 2.0, f"Task took {took:.2f}s to show the outcome"
 
@@ -89,13 +112,54 @@ def test_real_gravity_sdoh_food_referral_is_matched_to_a_food_asset(network) -> 
     assert created.status_code == 201, created.text
     task, _ = network.wait_for_task(created.json()["id"], {"place-held", "waitlisted"}, timeout=60)
     assert task["output"][0]["valueReference"]["identifier"]["value"] in {
-        "burley-community-pantry", "headingley-lunch-club"}
+        "burley-community-pantry",
+        "headingley-lunch-club",
+    }
 
 
 def test_same_referral_sent_twice_is_one_referral(network) -> None:
-    resource = dict(SAMPLE)
-    resource["identifier"] = [{"system": "https://linkwell.example/Id/demo-gp-referral",
-                               "value": "twice-0001"}]
+    resource = referral(SAMPLE, "twice-0001")
     first, second = network.post_referral(resource), network.post_referral(resource)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
+
+
+def test_malformed_event_is_dead_lettered_and_the_next_referral_still_flows(network) -> None:
+    bootstrap = network.net.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    async def poison() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(ReferralReceived.topic, b'{"referral_id": ', key=b"poison")
+        finally:
+            await producer.stop()
+
+    asyncio.run(poison())
+    created = network.post_referral(referral(SAMPLE, "after-poison-0001"))
+    assert created.status_code == 201
+    network.wait_for_task(created.json()["id"], {"place-held", "waitlisted"}, timeout=60)
+
+    async def dead_letters() -> list[dict]:
+        letters = AIOKafkaConsumer(
+            dead_letter_topic("matching"),
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            group_id="e2e-dlq-reader",
+        )
+        await letters.start()
+        records: list[dict] = []
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while not records and asyncio.get_running_loop().time() < deadline:
+                got = await letters.getmany(timeout_ms=2_000)
+                records += [json.loads(r.value) for batch in got.values() for r in batch]
+        finally:
+            await letters.stop()
+        return records
+
+    records = asyncio.run(dead_letters())
+    assert [r["origin_key"] for r in records] == ["poison"]
+    assert records[0]["origin_topic"] == ReferralReceived.topic
+    assert records[0]["consumer_group"] == f"matching.{ReferralReceived.topic}"
+    assert records[0]["payload"] == '{"referral_id": '

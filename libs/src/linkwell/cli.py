@@ -1,7 +1,7 @@
 """`linkwell`: run the whole network on one machine, and follow a referral's trace.
 
-    linkwell up                      start broker, database and the four services
-    linkwell trace <referral-id>     print the span tree of one referral
+linkwell up                      start broker, database and the four services
+linkwell trace <referral-id>     print the span tree of one referral
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ class _DemoReceiver(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             note = json.loads(body)
-            print(f"  [webhook to {self.path.rsplit('/', 1)[-1]}] referral {note['referral_id']}: "
-                  f"{note['summary']}", flush=True)
+            print(
+                f"  [webhook to {self.path.rsplit('/', 1)[-1]}] referral {note['referral_id']}: "
+                f"{note['summary']}",
+                flush=True,
+            )
         except (ValueError, KeyError):
             print(f"  [webhook to {self.path}] {len(body)} bytes", flush=True)
 
@@ -56,25 +59,35 @@ def _up(args: argparse.Namespace) -> int:
         embedded = [n for n in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL") if n not in net.env]
         net.start_embedded()
         if embedded:
-            print(f"embedded {' and '.join('Kafka broker' if n.startswith('KAFKA') else 'MongoDB server' for n in embedded)} started "
-                  f"({net.env['KAFKA_BOOTSTRAP_SERVERS']}, {net.env['MONGODB_URL'].split('/?')[0]})")
+            started = " and ".join(
+                "Kafka broker" if name.startswith("KAFKA") else "MongoDB server"
+                for name in embedded
+            )
+            print(
+                f"embedded {started} started "
+                f"({net.env['KAFKA_BOOTSTRAP_SERVERS']}, {net.env['MONGODB_URL'].split('/?')[0]})"
+            )
         print("starting referral-intake, matching, capacity, notifications ...", flush=True)
         net.start_services()
         base = f"http://localhost:{net.ports['referral-intake']}/fhir"
-        print(f"""
+        print(
+            f"""
 Linkwell is running.  FHIR base URL: {base}
 
 Send a sample social prescribing referral:
 
-  curl -si -X POST {base}/ServiceRequest -H 'Content-Type: application/fhir+json' -H 'X-Partner-Id: gp-demo-headingley' --data @examples/fhir/social-prescribing-referral.json
+  curl -si -X POST {base}/ServiceRequest -H 'Content-Type: application/fhir+json' \\
+    -H 'X-Partner-Id: gp-demo-headingley' --data @examples/fhir/social-prescribing-referral.json
 
 Then see its Task (use the id from the Location header):
 
   curl -s '{base}/Task?focus=ServiceRequest/<id>' -H 'X-Partner-Id: gp-demo-headingley'
 
 and its trace across the services:  uv run linkwell trace <id>
-Logs are in {data_dir / 'logs'}.  Ctrl-C stops everything.
-""", flush=True)
+Logs are in {data_dir / "logs"}.  Ctrl-C stops everything.
+""",
+            flush=True,
+        )
         while not stopping.wait(1):
             for name, proc in net.processes.items():
                 if proc.poll() is not None:
@@ -101,8 +114,9 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="linkwell", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="linkwell", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole network on this machine").set_defaults(func=_up)
     trace = sub.add_parser("trace", help="print the span tree of one referral")

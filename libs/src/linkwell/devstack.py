@@ -23,8 +23,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None,
-                  what: str = "server") -> None:
+def wait_for_port(
+    port: int,
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    what: str = "server",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -74,11 +78,14 @@ class EmbeddedStack:
     def start(self) -> EmbeddedStack:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for port, what in ((self.kafka_port, "Kafka"), (self.mongo_port, "MongoDB")):
+        for port, what, setting in (
+            (self.kafka_port, "Kafka", "KAFKA_BOOTSTRAP_SERVERS"),
+            (self.mongo_port, "MongoDB", "MONGODB_URL"),
+        ):
             if port_in_use(port):
                 raise RuntimeError(
                     f"port {port} is already in use: another {what} is running. Stop it, or "
-                    f"point {'KAFKA_BOOTSTRAP_SERVERS' if what == 'Kafka' else 'MONGODB_URL'} at it."
+                    f"point {setting} at it."
                 )
         self.kafka = self.start_kafka()
         self.mongo = self.start_mongo()
@@ -87,8 +94,16 @@ class EmbeddedStack:
     def start_kafka(self) -> subprocess.Popen[bytes]:
         url = f"tcp://127.0.0.1:{self.kafka_port}"
         proc = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=(self.data_dir / "logs" / "kafka.log").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -100,10 +115,21 @@ class EmbeddedStack:
         mongo_dir = self.data_dir / "mongo"
         mongo_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from nx_27017.nx_27017 import main; sys.exit(main())",
-             "--data-dir", str(mongo_dir), "--host", "127.0.0.1", "-p", str(self.mongo_port),
-             "--log-file", str(self.data_dir / "logs" / "mongo.log"),
-             "--pid-file", str(self.data_dir / "logs" / f"mongo-{self.mongo_port}.pid")],
+            [
+                sys.executable,
+                "-c",
+                "import sys; from nx_27017.nx_27017 import main; sys.exit(main())",
+                "--data-dir",
+                str(mongo_dir),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.mongo_port),
+                "--log-file",
+                str(self.data_dir / "logs" / "mongo.log"),
+                "--pid-file",
+                str(self.data_dir / "logs" / f"mongo-{self.mongo_port}.pid"),
+            ],
             stdout=(self.data_dir / "logs" / "mongo.out").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -34,15 +34,23 @@ def _tables() -> tuple[dict[str, Place], dict[str, Place]]:
         for row in csv.DictReader(fh):
             outcode = row["sector"].split(" ")[0]
             sectors[row["sector"]] = Place(
-                row["sector"], outcode, float(row["lat"]), float(row["lon"]),
-                float(row["p90_km"] or 1.0), row["lad_name"],
+                row["sector"],
+                outcode,
+                float(row["lat"]),
+                float(row["lon"]),
+                float(row["p90_km"] or 1.0),
+                row["lad_name"],
             )
     outcodes: dict[str, Place] = {}
     with (base / "outcode_centroids.csv").open() as fh:
         for row in csv.DictReader(fh):
             outcodes[row["outcode"]] = Place(
-                None, row["outcode"], float(row["lat"]), float(row["lon"]),
-                float(row["p90_km"] or 2.5), row["lad_name"],
+                None,
+                row["outcode"],
+                float(row["lat"]),
+                float(row["lon"]),
+                float(row["p90_km"] or 2.5),
+                row["lad_name"],
             )
     return sectors, outcodes
 

@@ -64,9 +64,7 @@ class Publisher:
         delay = 0.05
         for attempt in range(1, self.attempts + 1):
             try:
-                await self.broker.publish(
-                    payload, topic, key=key.encode(), headers=headers
-                )
+                await self.broker.publish(payload, topic, key=key.encode(), headers=headers)
                 return
             except Exception:  # the broker client raises many types; all are retried
                 if attempt == self.attempts:
@@ -229,8 +227,9 @@ class Consumer:
         try:
             event = model.model_validate_json(body)
         except ValidationError as exc:
-            await self.dead_letter(model.topic, group_id, raw, body, "ValidationError",
-                                   describe_validation_error(exc))
+            await self.dead_letter(
+                model.topic, group_id, raw, body, "ValidationError", describe_validation_error(exc)
+            )
             return
         span = trace.get_current_span()
         span.set_attribute("linkwell.event_id", str(event.event_id))
@@ -243,8 +242,9 @@ class Consumer:
                 await handler(event)
                 return
             except PermanentError as exc:
-                await self.dead_letter(model.topic, group_id, raw, body, type(exc).__name__,
-                                       str(exc))
+                await self.dead_letter(
+                    model.topic, group_id, raw, body, type(exc).__name__, str(exc)
+                )
                 return
             except TRANSIENT_ERRORS:
                 if attempt == self.attempts:
@@ -253,8 +253,14 @@ class Consumer:
             except Exception as exc:
                 if attempt == self.attempts:
                     log.exception("handler for %s failed %d times", model.topic, attempt)
-                    await self.dead_letter(model.topic, group_id, raw, body,
-                                           type(exc).__name__, "handler failed repeatedly")
+                    await self.dead_letter(
+                        model.topic,
+                        group_id,
+                        raw,
+                        body,
+                        type(exc).__name__,
+                        "handler failed repeatedly",
+                    )
                     return
             await asyncio.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 2.0)
@@ -279,6 +285,8 @@ class Consumer:
         log.warning("dead-lettered a message from %s: %s", topic, error_type)
         headers = {"event_id": str(letter.event_id)}
         await self.publisher.publish_raw(
-            self.dead_letter_topic, letter.origin_key or "", letter.model_dump_json().encode(),
+            self.dead_letter_topic,
+            letter.origin_key or "",
+            letter.model_dump_json().encode(),
             headers,
         )

@@ -33,11 +33,18 @@ class Network:
     stack: EmbeddedStack | None = None
 
     @classmethod
-    def prepare(cls, root: Path, data_dir: Path, random_ports: bool = False,
-                extra_env: dict[str, str] | None = None) -> Network:
+    def prepare(
+        cls,
+        root: Path,
+        data_dir: Path,
+        random_ports: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> Network:
         env = {k: v for k, v in os.environ.items()}
-        ports = {name: (free_port() if random_ports else default)
-                 for name, (_, _, default) in SERVICES.items()}
+        ports = {
+            name: (free_port() if random_ports else default)
+            for name, (_, _, default) in SERVICES.items()
+        }
         net = cls(root=root, data_dir=data_dir, env=env, ports=ports)
         env.setdefault("LINKWELL_TRACE_FILE", str(data_dir / "traces" / "spans.jsonl"))
         env.setdefault("LINKWELL_PARTNERS_FILE", str(root / "config" / "partners.demo.json"))
@@ -71,8 +78,11 @@ class Network:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            [sys.executable, "-m", package], env=self.env, cwd=self.root,
-            stdout=(logs / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", package],
+            env=self.env,
+            cwd=self.root,
+            stdout=(logs / f"{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes[name] = proc
@@ -92,8 +102,10 @@ class Network:
             while True:
                 proc = self.processes[name]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {proc.returncode}; see "
-                                       f"{self.data_dir / 'logs' / (name + '.log')}")
+                    raise RuntimeError(
+                        f"{name} exited with code {proc.returncode}; see "
+                        f"{self.data_dir / 'logs' / (name + '.log')}"
+                    )
                 try:
                     if httpx.get(f"{self.url(name)}/readyz", timeout=3).status_code == 200:
                         break

@@ -44,8 +44,9 @@ class ServiceRuntime:
             logger=logging.getLogger(f"linkwell.{name}.kafka"),
         )
         self.publisher = Publisher(self.broker)
-        self.consumer = Consumer(self.broker, name, self.publisher,
-                                 session_timeout_ms=session_timeout_ms)
+        self.consumer = Consumer(
+            self.broker, name, self.publisher, session_timeout_ms=session_timeout_ms
+        )
         self.relay = OutboxRelay(store, outbox_collections, self.publisher)
         self._sweeps: list[tuple[str, float, Sweep]] = []
         self._tasks: list[asyncio.Task[None]] = []

@@ -99,7 +99,9 @@ def setup_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvi
     else:
         # simple processor: a span is on disk when the work it describes is done, so a
         # trace survives the process being killed
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(default_trace_file())))
+        provider.add_span_processor(
+            SimpleSpanProcessor(JsonLinesSpanExporter(default_trace_file()))
+        )
     trace.set_tracer_provider(provider)
     return provider
 

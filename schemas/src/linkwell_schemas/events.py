@@ -255,9 +255,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 
 TOPICS: dict[str, type[Event]] = {cls.topic: cls for cls in EVENT_TYPES}
 
-COMPACTED_TOPICS: frozenset[str] = frozenset(
-    {CapacityChanged.topic, AssetChanged.topic}
-)
+COMPACTED_TOPICS: frozenset[str] = frozenset({CapacityChanged.topic, AssetChanged.topic})
 
 
 def dead_letter_topic(service: str) -> str:

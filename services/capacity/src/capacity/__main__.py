@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from linkwell.runtime import serve
-from linkwell.telemetry import setup_tracing
 from capacity.app import SERVICE, build
 from capacity.config import CapacitySettings
+from linkwell.runtime import serve
+from linkwell.telemetry import setup_tracing
 
 
 def main() -> None:

@@ -11,13 +11,21 @@ from typing import Any, Literal
 
 from linkwell_schemas.events import WaitlistBand
 
-HoldOutcome = Literal["held", "already-held", "at-capacity", "paused", "unknown-asset",
-                      "stale-data"]
+HoldOutcome = Literal[
+    "held", "already-held", "at-capacity", "paused", "unknown-asset", "stale-data"
+]
 
 
 def new_asset(name: str, provider_org: str, capacity: int | None) -> dict[str, Any]:
-    return {"name": name, "provider_org": provider_org, "capacity": capacity,
-            "accepting_referrals": True, "holds": {}, "in_use": {}, "waitlist": []}
+    return {
+        "name": name,
+        "provider_org": provider_org,
+        "capacity": capacity,
+        "accepting_referrals": True,
+        "holds": {},
+        "in_use": {},
+        "waitlist": [],
+    }
 
 
 def occupied(asset: dict[str, Any]) -> int:

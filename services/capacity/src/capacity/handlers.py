@@ -1,4 +1,5 @@
-"""Kafka handlers: learn declared capacity; hold a place for each proposal or refuse and waitlist."""
+"""Kafka handlers: learn declared capacity; hold a place for each proposal, or refuse and
+waitlist."""
 
 from __future__ import annotations
 

@@ -30,20 +30,27 @@ PLACEMENTS = "placements"
 SERVICE = "capacity"
 
 
-def _capacity_changed(asset_id: str, asset: dict[str, Any], tenant: str,
-                      correlation_id: str, causation_id: str | None) -> CapacityChanged:
+def _capacity_changed(
+    asset_id: str, asset: dict[str, Any], tenant: str, correlation_id: str, causation_id: str | None
+) -> CapacityChanged:
     return CapacityChanged(
-        producer=SERVICE, tenant=tenant, correlation_id=correlation_id,
-        causation_id=causation_id, asset_id=asset_id, capacity=asset.get("capacity"),
-        in_use=len(asset.get("in_use", {})), held=len(asset.get("holds", {})),
+        producer=SERVICE,
+        tenant=tenant,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        asset_id=asset_id,
+        capacity=asset.get("capacity"),
+        in_use=len(asset.get("in_use", {})),
+        held=len(asset.get("holds", {})),
         waitlist_length=len(asset.get("waitlist", [])),
         accepting_referrals=bool(asset.get("accepting_referrals", True)),
     )
 
 
 class CapacityStore:
-    def __init__(self, documents: DocumentStore, hold_hours: float = 72.0,
-                 on_written: Any = None) -> None:
+    def __init__(
+        self, documents: DocumentStore, hold_hours: float = 72.0, on_written: Any = None
+    ) -> None:
         self.documents = documents
         self.hold_hours = hold_hours
         self.on_written = on_written
@@ -69,8 +76,12 @@ class CapacityStore:
             asset["capacity"] = event.declared_capacity
             asset["updated_at"] = time.time()
             mark_seen(asset, str(event.event_id))
-            add_event(asset, _capacity_changed(event.asset_id, asset, event.tenant,
-                                               event.correlation_id, str(event.event_id)))
+            add_event(
+                asset,
+                _capacity_changed(
+                    event.asset_id, asset, event.tenant, event.correlation_id, str(event.event_id)
+                ),
+            )
             return asset
 
         await change(self.documents, ASSETS, event.asset_id, apply, on_written=self.on_written)
@@ -83,16 +94,23 @@ class CapacityStore:
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal started
-            if current is not None and (has_seen(current, str(event.event_id))
-                                        or current.get("state") in ("held",)):
+            if current is not None and (
+                has_seen(current, str(event.event_id)) or current.get("state") in ("held",)
+            ):
                 return None
             doc = current or {}
-            doc.update({
-                "state": "seeking", "cursor": 0, "refusals": [],
-                "candidates": [c.model_dump(mode="json") for c in event.candidates],
-                "tenant": event.tenant, "correlation_id": event.correlation_id,
-                "proposal_event_id": str(event.event_id), "moved_at": time.time(),
-            })
+            doc.update(
+                {
+                    "state": "seeking",
+                    "cursor": 0,
+                    "refusals": [],
+                    "candidates": [c.model_dump(mode="json") for c in event.candidates],
+                    "tenant": event.tenant,
+                    "correlation_id": event.correlation_id,
+                    "proposal_event_id": str(event.event_id),
+                    "moved_at": time.time(),
+                }
+            )
             mark_seen(doc, str(event.event_id))
             started = True
             return doc
@@ -118,8 +136,9 @@ class CapacityStore:
                 continue
             await self._pass_over(referral_id, cursor, candidate["asset_id"], outcome)
 
-    async def _try_hold(self, asset_id: str, referral_id: str,
-                        placement: dict[str, Any]) -> domain.HoldOutcome:
+    async def _try_hold(
+        self, asset_id: str, referral_id: str, placement: dict[str, Any]
+    ) -> domain.HoldOutcome:
         outcome: domain.HoldOutcome = "unknown-asset"
         tenant, correlation = placement["tenant"], placement["correlation_id"]
         cause = placement.get("proposal_event_id")
@@ -131,10 +150,20 @@ class CapacityStore:
                 return None
             expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(microsecond=0)
             domain.hold(current, referral_id, expires.isoformat())
-            add_event(current, PlaceReserved(
-                producer=SERVICE, tenant=tenant, correlation_id=correlation, causation_id=cause,
-                referral_id=referral_id, asset_id=asset_id, asset_name=current.get("name"),
-                provider_org=current.get("provider_org"), hold_expires_at=expires))
+            add_event(
+                current,
+                PlaceReserved(
+                    producer=SERVICE,
+                    tenant=tenant,
+                    correlation_id=correlation,
+                    causation_id=cause,
+                    referral_id=referral_id,
+                    asset_id=asset_id,
+                    asset_name=current.get("name"),
+                    provider_org=current.get("provider_org"),
+                    hold_expires_at=expires,
+                ),
+            )
             add_event(current, _capacity_changed(asset_id, current, tenant, correlation, cause))
             return current
 
@@ -166,13 +195,21 @@ class CapacityStore:
     async def _refuse_and_waitlist(self, referral_id: str, placement: dict[str, Any]) -> None:
         tenant, correlation = placement["tenant"], placement["correlation_id"]
         cause = placement.get("proposal_event_id")
-        refusals = [Refusal(asset_id=r["asset_id"], reason=r["reason"])
-                    for r in placement["refusals"]]
-        refused = PlaceRefused(producer=SERVICE, tenant=tenant, correlation_id=correlation,
-                               causation_id=cause, referral_id=referral_id, refusals=refusals)
+        refusals = [
+            Refusal(asset_id=r["asset_id"], reason=r["reason"]) for r in placement["refusals"]
+        ]
+        refused = PlaceRefused(
+            producer=SERVICE,
+            tenant=tenant,
+            correlation_id=correlation,
+            causation_id=cause,
+            referral_id=referral_id,
+            refusals=refusals,
+        )
         # waitlist at the best-ranked candidate that exists and is accepting
         waitlist_at = next((r.asset_id for r in refusals if r.reason == "at-capacity"), None)
         if waitlist_at is not None:
+
             def join(current: dict[str, Any] | None) -> dict[str, Any] | None:
                 if current is None:
                     return None
@@ -180,12 +217,22 @@ class CapacityStore:
                 position = domain.join_waitlist(current, referral_id)
                 if current["waitlist"] == before:
                     return None  # already waiting here (a resumed placement)
-                add_event(current, Waitlisted(
-                    producer=SERVICE, tenant=tenant, correlation_id=correlation,
-                    causation_id=cause, referral_id=referral_id, asset_id=waitlist_at,
-                    position=position, band=domain.waitlist_band(current, position)))
-                add_event(current, _capacity_changed(waitlist_at, current, tenant, correlation,
-                                                     cause))
+                add_event(
+                    current,
+                    Waitlisted(
+                        producer=SERVICE,
+                        tenant=tenant,
+                        correlation_id=correlation,
+                        causation_id=cause,
+                        referral_id=referral_id,
+                        asset_id=waitlist_at,
+                        position=position,
+                        band=domain.waitlist_band(current, position),
+                    ),
+                )
+                add_event(
+                    current, _capacity_changed(waitlist_at, current, tenant, correlation, cause)
+                )
                 return current
 
             await change(self.documents, ASSETS, waitlist_at, join, on_written=self.on_written)
@@ -205,7 +252,8 @@ class CapacityStore:
         """Finish placements a crashed instance left half-way (self-healing)."""
         cutoff = time.time() - older_than_seconds
         stalled = await self.documents.find(
-            PLACEMENTS, {"state": "seeking", "moved_at": {"$lt": cutoff}}, limit=500)
+            PLACEMENTS, {"state": "seeking", "moved_at": {"$lt": cutoff}}, limit=500
+        )
         for doc in stalled:
             await self.advance(doc["_id"])
         return len(stalled)

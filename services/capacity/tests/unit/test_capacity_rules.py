@@ -13,8 +13,7 @@ from linkwell.documents import MemoryDocumentStore
 from linkwell_schemas.events import AssetChanged, Candidate, MatchProposed
 
 
-@given(capacity=st.integers(0, 5),
-       attempts=st.lists(st.integers(0, 12), min_size=0, max_size=60))
+@given(capacity=st.integers(0, 5), attempts=st.lists(st.integers(0, 12), min_size=0, max_size=60))
 def test_holds_never_exceed_capacity_and_repeat_attempts_change_nothing(capacity, attempts) -> None:
     asset = domain.new_asset("Walk", "vcse", capacity)
     for n in attempts:
@@ -40,20 +39,37 @@ def test_paused_and_unknown_capacity_refuse_with_their_reason() -> None:
 
 def proposal(referral_id: str, assets: list[str]) -> MatchProposed:
     return MatchProposed(
-        producer="matching", tenant="t", correlation_id=referral_id, referral_id=referral_id,
-        candidates=[Candidate(asset_id=a, asset_name=a, provider_org="vcse", score=1 - i / 10,
-                              reasons=[]) for i, a in enumerate(assets)])
+        producer="matching",
+        tenant="t",
+        correlation_id=referral_id,
+        referral_id=referral_id,
+        candidates=[
+            Candidate(asset_id=a, asset_name=a, provider_org="vcse", score=1 - i / 10, reasons=[])
+            for i, a in enumerate(assets)
+        ],
+    )
 
 
 async def declare(places: CapacityStore, asset_id: str, capacity: int) -> None:
-    await places.declare(AssetChanged(producer="matching", tenant="t", correlation_id=asset_id,
-                                      asset_id=asset_id, provider_org="vcse",
-                                      asset_name=asset_id, declared_capacity=capacity))
+    await places.declare(
+        AssetChanged(
+            producer="matching",
+            tenant="t",
+            correlation_id=asset_id,
+            asset_id=asset_id,
+            provider_org="vcse",
+            asset_name=asset_id,
+            declared_capacity=capacity,
+        )
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(capacities=st.tuples(st.integers(0, 3), st.integers(0, 3)),
-       referrals=st.integers(1, 12), redeliver=st.lists(st.integers(0, 11), max_size=6))
+@given(
+    capacities=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    referrals=st.integers(1, 12),
+    redeliver=st.lists(st.integers(0, 11), max_size=6),
+)
 def test_competing_placements_fill_but_never_overfill(capacities, referrals, redeliver) -> None:
     async def scenario() -> None:
         places = CapacityStore(MemoryDocumentStore())

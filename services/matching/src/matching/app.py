@@ -19,8 +19,9 @@ SERVICE = handlers.SERVICE
 log = logging.getLogger(__name__)
 
 
-async def import_directory(directory: DirectoryStore, settings: MatchingSettings,
-                           tenant: str = "demo-region") -> int:
+async def import_directory(
+    directory: DirectoryStore, settings: MatchingSettings, tenant: str = "demo-region"
+) -> int:
     if settings.directory_file is None:
         return 0
     changed = 0
@@ -31,12 +32,20 @@ async def import_directory(directory: DirectoryStore, settings: MatchingSettings
     return changed
 
 
-def build(settings: MatchingSettings, store: DocumentStore | None = None,
-          broker: KafkaBroker | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(
+    settings: MatchingSettings,
+    store: DocumentStore | None = None,
+    broker: KafkaBroker | None = None,
+) -> tuple[FastAPI, ServiceRuntime]:
     documents = store or MongoDocumentStore(settings.mongodb_url, settings.database)
-    runtime = ServiceRuntime(SERVICE, documents, [ASSETS, PROPOSALS],
-                             settings.kafka_bootstrap_servers, broker=broker,
-                             session_timeout_ms=settings.kafka_session_timeout_ms)
+    runtime = ServiceRuntime(
+        SERVICE,
+        documents,
+        [ASSETS, PROPOSALS],
+        settings.kafka_bootstrap_servers,
+        broker=broker,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
     directory = DirectoryStore(documents, on_written=runtime.relay.wake)
     handlers.register(runtime.consumer, directory, settings.max_candidates)
 

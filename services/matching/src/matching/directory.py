@@ -40,12 +40,20 @@ class DirectoryEntry(BaseModel):
             if place:
                 lat, lon = place.lat, place.lon
         return {
-            "name": self.name, "provider_org": self.provider_org,
-            "provider_name": self.provider_name, "categories": sorted(self.categories),
-            "description": self.description, "postcode": self.postcode, "lat": lat, "lon": lon,
-            "schedule": self.schedule, "declared_capacity": self.capacity,
-            "interests": sorted(self.interests), "verified": self.verified,
-            "assured_date": self.assured_date, "source": self.source,
+            "name": self.name,
+            "provider_org": self.provider_org,
+            "provider_name": self.provider_name,
+            "categories": sorted(self.categories),
+            "description": self.description,
+            "postcode": self.postcode,
+            "lat": lat,
+            "lon": lon,
+            "schedule": self.schedule,
+            "declared_capacity": self.capacity,
+            "interests": sorted(self.interests),
+            "verified": self.verified,
+            "assured_date": self.assured_date,
+            "source": self.source,
         }
 
 

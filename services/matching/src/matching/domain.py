@@ -21,9 +21,16 @@ DEFAULT_REACH_KM = 8.0
 
 # interests that point at a kind of asset even when no need names it
 INTEREST_CATEGORIES = {
-    "singing": "creativity", "music": "creativity", "art": "creativity", "crafts": "creativity",
-    "gardening": "nature", "walking": "physical-activity", "sport": "physical-activity",
-    "making and mending": "loneliness", "cooking": "food", "reading": "loneliness",
+    "singing": "creativity",
+    "music": "creativity",
+    "art": "creativity",
+    "crafts": "creativity",
+    "gardening": "nature",
+    "walking": "physical-activity",
+    "sport": "physical-activity",
+    "making and mending": "loneliness",
+    "cooking": "food",
+    "reading": "loneliness",
 }
 
 
@@ -46,13 +53,20 @@ class Asset:
         live = doc.get("live") or {}
         available = None
         if live.get("capacity") is not None:
-            available = int(live["capacity"]) - int(live.get("in_use", 0)) - int(live.get("held", 0))
+            available = (
+                int(live["capacity"]) - int(live.get("in_use", 0)) - int(live.get("held", 0))
+            )
         return Asset(
-            asset_id=doc["_id"], name=doc["name"], provider_org=doc["provider_org"],
+            asset_id=doc["_id"],
+            name=doc["name"],
+            provider_org=doc["provider_org"],
             categories=frozenset(doc.get("categories", [])),
-            lat=doc.get("lat"), lon=doc.get("lon"),
+            lat=doc.get("lat"),
+            lon=doc.get("lon"),
             declared_capacity=doc.get("declared_capacity"),
-            accepting_referrals=live.get("accepting_referrals", doc.get("accepting_referrals", True)),
+            accepting_referrals=live.get(
+                "accepting_referrals", doc.get("accepting_referrals", True)
+            ),
             schedule=doc.get("schedule"),
             interests=frozenset(doc.get("interests", [])),
             live_available=available,
@@ -74,8 +88,9 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
         return Decision(escalate=(f"Referral signals {labels}: not for a community group", route))
 
     wanted = {n.category for n in referral.needs}
-    interest_categories = {INTEREST_CATEGORIES[i] for i in referral.interests
-                           if i in INTEREST_CATEGORIES}
+    interest_categories = {
+        INTEREST_CATEGORIES[i] for i in referral.interests if i in INTEREST_CATEGORIES
+    }
     if not wanted and not interest_categories:
         return Decision(no_match_reason="no needs or interests identified in the referral")
 
@@ -89,7 +104,8 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
     for asset in assets:
         fit_needs = wanted & asset.categories
         fit_interests = (interest_categories & asset.categories) | (
-            set(referral.interests) & asset.interests)
+            set(referral.interests) & asset.interests
+        )
         if not fit_needs and not fit_interests:
             continue
         relevant += 1
@@ -99,8 +115,9 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
         reasons: list[str] = []
         distance = None
         if referral.location and asset.lat is not None and asset.lon is not None:
-            distance = distance_km(referral.location.lat, referral.location.lon,
-                                   asset.lat, asset.lon)
+            distance = distance_km(
+                referral.location.lat, referral.location.lon, asset.lat, asset.lon
+            )
             if distance > reach:
                 unreachable += 1
                 continue
@@ -109,9 +126,19 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
         if fit_needs:
             reasons.append("helps with " + ", ".join(sorted(fit_needs)))
         if fit_interests:
-            reasons.append("fits interest in " + ", ".join(sorted(
-                (set(referral.interests) & asset.interests) or
-                {i for i in referral.interests if INTEREST_CATEGORIES.get(i) in fit_interests})))
+            reasons.append(
+                "fits interest in "
+                + ", ".join(
+                    sorted(
+                        (set(referral.interests) & asset.interests)
+                        or {
+                            i
+                            for i in referral.interests
+                            if INTEREST_CATEGORIES.get(i) in fit_interests
+                        }
+                    )
+                )
+            )
         if distance is None:
             distance_score = 0.5
             reasons.append("distance unknown (no postcode given)")
@@ -125,16 +152,27 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
         if asset.live_available is not None:
             if asset.live_available > 0:
                 room_score = 1.0
-                reasons.append(f"has {asset.live_available} place"
-                               f"{'s' if asset.live_available != 1 else ''} free")
+                reasons.append(
+                    f"has {asset.live_available} place"
+                    f"{'s' if asset.live_available != 1 else ''} free"
+                )
             else:
                 room_score = 0.0
                 reasons.append("currently full (waitlist)")
         score = 0.5 * need_score + 0.15 * interest_score + 0.25 * distance_score + 0.1 * room_score
-        scored.append((score, Candidate(
-            asset_id=asset.asset_id, asset_name=asset.name, provider_org=asset.provider_org,
-            score=round(score, 4), reasons=reasons,
-            distance_km=round(distance, 2) if distance is not None else None)))
+        scored.append(
+            (
+                score,
+                Candidate(
+                    asset_id=asset.asset_id,
+                    asset_name=asset.name,
+                    provider_org=asset.provider_org,
+                    score=round(score, 4),
+                    reasons=reasons,
+                    distance_km=round(distance, 2) if distance is not None else None,
+                ),
+            )
+        )
 
     scored.sort(key=lambda pair: (-pair[0], pair[1].asset_id))
     candidates = [c for _, c in scored[:max_candidates]]
@@ -143,8 +181,9 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
     if relevant == 0:
         reason = "no asset in the directory meets these needs"
     elif unreachable and unreachable + paused == relevant:
-        reason = (f"none reachable: relevant assets are all over {reach:.1f} km away"
-                  + (" and the person has no transport" if walking_only else ""))
+        reason = f"none reachable: relevant assets are all over {reach:.1f} km away" + (
+            " and the person has no transport" if walking_only else ""
+        )
     else:
         reason = "all relevant assets are paused or not accepting referrals"
     return Decision(no_match_reason=reason)

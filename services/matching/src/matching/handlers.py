@@ -18,14 +18,19 @@ SERVICE = "matching"
 
 def outcome_for(referral: ReferralReceived, assets: list[Asset], max_candidates: int) -> Event:
     decision = decide(referral, assets, max_candidates)
-    common = {"producer": SERVICE, "tenant": referral.tenant,
-              "correlation_id": referral.correlation_id,
-              "causation_id": str(referral.event_id), "referral_id": referral.referral_id}
+    common = {
+        "producer": SERVICE,
+        "tenant": referral.tenant,
+        "correlation_id": referral.correlation_id,
+        "causation_id": str(referral.event_id),
+        "referral_id": referral.referral_id,
+    }
     if decision.escalate:
         reason, route = decision.escalate
         return ReferralEscalated(**common, reason=reason, route_to=route)  # type: ignore[arg-type]
-    return MatchProposed(**common, candidates=decision.candidates,
-                         no_match_reason=decision.no_match_reason)
+    return MatchProposed(
+        **common, candidates=decision.candidates, no_match_reason=decision.no_match_reason
+    )
 
 
 def register(consumer: Consumer, directory: DirectoryStore, max_candidates: int = 5) -> None:

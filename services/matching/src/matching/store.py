@@ -10,9 +10,22 @@ from linkwell_schemas.events import AssetChanged, CapacityChanged, Event
 ASSETS = "assets"
 PROPOSALS = "proposals"
 
-DIRECTORY_FIELDS = ("name", "provider_org", "provider_name", "categories", "description",
-                    "postcode", "lat", "lon", "schedule", "declared_capacity", "interests",
-                    "verified", "assured_date", "source")
+DIRECTORY_FIELDS = (
+    "name",
+    "provider_org",
+    "provider_name",
+    "categories",
+    "description",
+    "postcode",
+    "lat",
+    "lon",
+    "schedule",
+    "declared_capacity",
+    "interests",
+    "verified",
+    "assured_date",
+    "source",
+)
 
 
 class DirectoryStore:
@@ -34,10 +47,18 @@ class DirectoryStore:
                 return None
             changed = True
             doc.update({k: fields.get(k) for k in DIRECTORY_FIELDS})
-            add_event(doc, AssetChanged(
-                producer="matching", tenant=tenant, correlation_id=asset_id,
-                asset_id=asset_id, provider_org=fields["provider_org"],
-                asset_name=fields["name"], declared_capacity=fields.get("declared_capacity")))
+            add_event(
+                doc,
+                AssetChanged(
+                    producer="matching",
+                    tenant=tenant,
+                    correlation_id=asset_id,
+                    asset_id=asset_id,
+                    provider_org=fields["provider_org"],
+                    asset_name=fields["name"],
+                    declared_capacity=fields.get("declared_capacity"),
+                ),
+            )
             return doc
 
         await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
@@ -51,10 +72,14 @@ class DirectoryStore:
             if live.get("at") and live["at"] > event.occurred_at.isoformat():
                 mark_seen(current, str(event.event_id))  # older news: keep the newer level
                 return current
-            current["live"] = {"capacity": event.capacity, "in_use": event.in_use,
-                               "held": event.held, "waitlist_length": event.waitlist_length,
-                               "accepting_referrals": event.accepting_referrals,
-                               "at": event.occurred_at.isoformat()}
+            current["live"] = {
+                "capacity": event.capacity,
+                "in_use": event.in_use,
+                "held": event.held,
+                "waitlist_length": event.waitlist_length,
+                "accepting_referrals": event.accepting_referrals,
+                "at": event.occurred_at.isoformat(),
+            }
             mark_seen(current, str(event.event_id))
             return current
 

@@ -25,11 +25,16 @@ DEMO = Path(__file__).resolve().parents[4] / "config" / "demo-directory.json"
 
 def referral(needs: list[str], referral_id: str = "r1") -> ReferralReceived:
     return ReferralReceived(
-        producer="referral-intake", tenant="demo-region", correlation_id=referral_id,
-        referral_id=referral_id, source=Organisation(org_id="gp", kind="gp"),
-        needs=[Need(category=n) for n in needs], barriers=["transport"],
+        producer="referral-intake",
+        tenant="demo-region",
+        correlation_id=referral_id,
+        referral_id=referral_id,
+        source=Organisation(org_id="gp", kind="gp"),
+        needs=[Need(category=n) for n in needs],
+        barriers=["transport"],
         location=Location(postcode_sector="LS6 3", lat=53.8208, lon=-1.58549, precision_km=0.9),
-        fhir_reference=f"ServiceRequest/{referral_id}")
+        fhir_reference=f"ServiceRequest/{referral_id}",
+    )
 
 
 async def test_demo_directory_import_announces_each_asset_once_and_matches_a_referral() -> None:
@@ -50,13 +55,18 @@ async def test_demo_directory_import_announces_each_asset_once_and_matches_a_ref
         await runtime.relay.relay_once()
         assert len(announced) == 54 and len(set(announced)) == 54
         # importing the same directory again changes nothing and announces nothing
-        assert await import_directory(DirectoryStore(runtime.store),
-                                      MatchingSettings(directory_file=DEMO)) == 0
+        assert (
+            await import_directory(
+                DirectoryStore(runtime.store), MatchingSettings(directory_file=DEMO)
+            )
+            == 0
+        )
 
         event = referral(["loneliness", "bereavement"])
         for _ in range(2):  # a redelivery proposes nothing new
-            await broker.publish(event.model_dump_json().encode(), ReferralReceived.topic,
-                                 key=b"r1")
+            await broker.publish(
+                event.model_dump_json().encode(), ReferralReceived.topic, key=b"r1"
+            )
         await runtime.relay.relay_once()
         await runtime.stop()
 
@@ -65,8 +75,11 @@ async def test_demo_directory_import_announces_each_asset_once_and_matches_a_ref
     assert proposal.causation_id == str(event.event_id)
     assert proposal.candidates, proposal.no_match_reason
     assert all(c.distance_km is not None and c.distance_km <= 2.1 for c in proposal.candidates)
-    assert proposal.candidates[0].asset_id in {"headingley-lunch-club", "kirkstall-bereavement-cafe",
-                                               "headingley-befriending"}
+    assert proposal.candidates[0].asset_id in {
+        "headingley-lunch-club",
+        "kirkstall-bereavement-cafe",
+        "headingley-befriending",
+    }
 
 
 async def test_crisis_referral_is_escalated() -> None:
@@ -79,8 +92,11 @@ async def test_crisis_referral_is_escalated() -> None:
 
     async with TestKafkaBroker(runtime.broker) as broker:
         await runtime.start()
-        await broker.publish(referral(["mental-health-crisis"]).model_dump_json().encode(),
-                             ReferralReceived.topic, key=b"r1")
+        await broker.publish(
+            referral(["mental-health-crisis"]).model_dump_json().encode(),
+            ReferralReceived.topic,
+            key=b"r1",
+        )
         await runtime.relay.relay_once()
         await runtime.stop()
     assert [e.route_to for e in escalations] == ["clinician"]

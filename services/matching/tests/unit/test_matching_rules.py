@@ -8,29 +8,49 @@ from matching.domain import Asset, decide
 HYDE_PARK = Location(postcode_sector="LS6 1", lat=53.81133, lon=-1.57036, precision_km=0.59)
 
 
-def referral(needs: list[str], barriers: list[str] | None = None, interests: list[str] | None = None,
-             location: Location | None = HYDE_PARK) -> ReferralReceived:
+def referral(
+    needs: list[str],
+    barriers: list[str] | None = None,
+    interests: list[str] | None = None,
+    location: Location | None = HYDE_PARK,
+) -> ReferralReceived:
     return ReferralReceived(
-        producer="referral-intake", tenant="t", correlation_id="r1", referral_id="r1",
-        source=Organisation(org_id="gp", kind="gp"), needs=[Need(category=n) for n in needs],
-        barriers=barriers or [], interests=interests or [], location=location,
-        fhir_reference="ServiceRequest/r1")
+        producer="referral-intake",
+        tenant="t",
+        correlation_id="r1",
+        referral_id="r1",
+        source=Organisation(org_id="gp", kind="gp"),
+        needs=[Need(category=n) for n in needs],
+        barriers=barriers or [],
+        interests=interests or [],
+        location=location,
+        fhir_reference="ServiceRequest/r1",
+    )
 
 
 def asset(asset_id: str, categories: set[str], lat: float, lon: float, **kw) -> Asset:
-    return Asset(asset_id=asset_id, name=asset_id.replace("-", " ").title(),
-                 provider_org=f"vcse-{asset_id}", categories=frozenset(categories), lat=lat,
-                 lon=lon, **kw)
+    return Asset(
+        asset_id=asset_id,
+        name=asset_id.replace("-", " ").title(),
+        provider_org=f"vcse-{asset_id}",
+        categories=frozenset(categories),
+        lat=lat,
+        lon=lon,
+        **kw,
+    )
 
 
-NEAR_WALK = asset("near-walk", {"loneliness", "physical-activity"}, 53.8120, -1.5720,
-                  schedule="Tuesday mornings")
+NEAR_WALK = asset(
+    "near-walk", {"loneliness", "physical-activity"}, 53.8120, -1.5720, schedule="Tuesday mornings"
+)
 FAR_LUNCH = asset("far-lunch", {"loneliness"}, 53.8600, -1.6100)  # ~6 km away
 KNITTING = asset("knitting", {"creativity"}, 53.8110, -1.5700)
 
 
 def test_nearest_fitting_asset_ranks_first_with_reasons() -> None:
-    decision = decide(referral(["loneliness", "physical-activity"]), [FAR_LUNCH, NEAR_WALK, KNITTING])
+    decision = decide(
+        referral(["loneliness", "physical-activity"]), [FAR_LUNCH, NEAR_WALK, KNITTING]
+    )
     assert [c.asset_id for c in decision.candidates] == ["near-walk", "far-lunch"]
     best = decision.candidates[0]
     assert "helps with loneliness, physical-activity" in best.reasons
@@ -47,7 +67,9 @@ def test_nothing_reachable_says_so() -> None:
     decision = decide(referral(["loneliness"], barriers=["transport"]), [FAR_LUNCH])
     assert decision.candidates == []
     assert decision.no_match_reason is not None
-    assert "none reachable" in decision.no_match_reason and "no transport" in decision.no_match_reason
+    assert (
+        "none reachable" in decision.no_match_reason and "no transport" in decision.no_match_reason
+    )
 
 
 def test_full_asset_is_still_proposed_but_after_one_with_room() -> None:

@@ -40,8 +40,11 @@ class WebhookChannel:
         detail = ""
         delay = 0.2
         for attempt in range(1, self.attempts + 1):
-            headers = {"content-type": "application/json", "webhook-id": delivery_id,
-                       "webhook-timestamp": str(int(time.time()))}
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": delivery_id,
+                "webhook-timestamp": str(int(time.time())),
+            }
             try:
                 response = await (await self.client()).post(url, content=payload, headers=headers)
                 if 200 <= response.status_code < 300:

@@ -24,17 +24,29 @@ class Notice:
 
 def notices_for(event: Event) -> list[Notice]:
     if isinstance(event, PlaceReserved):
-        return [Notice("referrer", f"A place is held at {event.asset_name or event.asset_id} "
-                                   f"until {event.hold_expires_at:%d %b %Y}")]
+        return [
+            Notice(
+                "referrer",
+                f"A place is held at {event.asset_name or event.asset_id} "
+                f"until {event.hold_expires_at:%d %b %Y}",
+            )
+        ]
     if isinstance(event, Waitlisted):
-        return [Notice("referrer", f"Waitlisted at {event.asset_id}, position {event.position} "
-                                   f"(expected wait: {event.band.value})")]
+        return [
+            Notice(
+                "referrer",
+                f"Waitlisted at {event.asset_id}, position {event.position} "
+                f"(expected wait: {event.band.value})",
+            )
+        ]
     if isinstance(event, PlaceRefused):
         return [Notice("referrer", "No proposed community asset has room at the moment")]
     if isinstance(event, ReferralEscalated):
         return [Notice("referrer", f"Referral escalated to a {event.route_to}")]
     if isinstance(event, MatchProposed) and not event.candidates:
-        return [Notice("referrer", f"No community asset could be proposed: {event.no_match_reason}")]
+        return [
+            Notice("referrer", f"No community asset could be proposed: {event.no_match_reason}")
+        ]
     return []
 
 

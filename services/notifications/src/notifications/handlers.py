@@ -13,14 +13,23 @@ from notifications.store import NotificationStore
 
 SERVICE = "notifications"
 NOTIFIABLE: tuple[type[ev.Event], ...] = (
-    ev.PlaceReserved, ev.Waitlisted, ev.PlaceRefused, ev.ReferralEscalated, ev.MatchProposed,
+    ev.PlaceReserved,
+    ev.Waitlisted,
+    ev.PlaceRefused,
+    ev.ReferralEscalated,
+    ev.MatchProposed,
 )
 log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, store: NotificationStore, partners: dict[str, Partner],
-                 webhooks: WebhookChannel, intake_fhir_base: str) -> None:
+    def __init__(
+        self,
+        store: NotificationStore,
+        partners: dict[str, Partner],
+        webhooks: WebhookChannel,
+        intake_fhir_base: str,
+    ) -> None:
         self.store = store
         self.partners = partners
         self.webhooks = webhooks
@@ -53,19 +62,30 @@ class Notifier:
             if partner is None or not partner.callback_url:
                 await self.store.drop_pending(referral_id, str(event.event_id))
                 continue  # nowhere registered to tell them; the Task still shows it
-            body = domain.webhook_body(event, notice,
-                                       f"{self.intake_fhir_base}/Task/{referral_id}")
+            body = domain.webhook_body(event, notice, f"{self.intake_fhir_base}/Task/{referral_id}")
             result = await self.webhooks.send(partner.callback_url, key, body)
             if not result.delivered:
-                log.warning("webhook to partner %s failed after %d attempts (%s)",
-                            partner.org_id, result.attempts, result.detail)
+                log.warning(
+                    "webhook to partner %s failed after %d attempts (%s)",
+                    partner.org_id,
+                    result.attempts,
+                    result.detail,
+                )
             recorded = ev.DeliveryRecorded(
-                producer=SERVICE, tenant=doc.get("tenant", event.tenant),
-                correlation_id=event.correlation_id, causation_id=str(event.event_id),
-                referral_id=referral_id, recipient=partner.org_id, role="referrer",
-                channel="webhook", about_event_id=str(event.event_id), about_topic=event.topic,
+                producer=SERVICE,
+                tenant=doc.get("tenant", event.tenant),
+                correlation_id=event.correlation_id,
+                causation_id=str(event.event_id),
+                referral_id=referral_id,
+                recipient=partner.org_id,
+                role="referrer",
+                channel="webhook",
+                about_event_id=str(event.event_id),
+                about_topic=event.topic,
                 outcome="delivered" if result.delivered else "failed",
-                attempts=result.attempts, detail=result.detail)
+                attempts=result.attempts,
+                detail=result.detail,
+            )
             await self.store.record(referral_id, key, recorded, str(event.event_id))
 
 

@@ -26,7 +26,9 @@ class NotificationStore:
             doc = current or {}
             doc["referrer"] = event.source.org_id
             doc["tenant"] = event.tenant
-            doc["contact_person"] = event.consent.contact_person and not event.consent.do_not_contact
+            doc["contact_person"] = (
+                event.consent.contact_person and not event.consent.do_not_contact
+            )
             mark_seen(doc, str(event.event_id))
             return doc
 
@@ -45,22 +47,29 @@ class NotificationStore:
             if any(p["event_id"] == str(event.event_id) for p in pending):
                 kept = True
                 return None
-            pending.append({"event_id": str(event.event_id), "topic": event.topic,
-                            "payload": event.model_dump(mode="json")})
+            pending.append(
+                {
+                    "event_id": str(event.event_id),
+                    "topic": event.topic,
+                    "payload": event.model_dump(mode="json"),
+                }
+            )
             kept = True
             return doc
 
         await change(self.documents, REFERRALS, referral_id, apply)
         return kept
 
-    async def record(self, referral_id: str, key: str, recorded: DeliveryRecorded,
-                     about_event_id: str) -> None:
+    async def record(
+        self, referral_id: str, key: str, recorded: DeliveryRecorded, about_event_id: str
+    ) -> None:
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             if current is None or key in current.get("deliveries", {}):
                 return None
             current.setdefault("deliveries", {})[key] = recorded.outcome
-            current["pending"] = [p for p in current.get("pending", [])
-                                  if p["event_id"] != about_event_id]
+            current["pending"] = [
+                p for p in current.get("pending", []) if p["event_id"] != about_event_id
+            ]
             add_event(current, recorded)
             return current
 
@@ -71,7 +80,9 @@ class NotificationStore:
             if current is None:
                 return None
             before = len(current.get("pending", []))
-            current["pending"] = [p for p in current.get("pending", []) if p["event_id"] != event_id]
+            current["pending"] = [
+                p for p in current.get("pending", []) if p["event_id"] != event_id
+            ]
             return current if len(current["pending"]) != before else None
 
         await change(self.documents, REFERRALS, referral_id, apply)

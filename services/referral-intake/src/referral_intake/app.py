@@ -1,4 +1,5 @@
-"""Composition root of referral-intake: FHIR routes, Kafka handlers, outbox relay, re-drive sweep."""
+"""Composition root of referral-intake: FHIR routes, Kafka handlers, outbox relay and the
+re-drive sweep."""
 
 from __future__ import annotations
 
@@ -24,26 +25,39 @@ SERVICE = "referral-intake"
 log = logging.getLogger(__name__)
 
 
-def fhir_response(body: dict[str, Any], status: int = 200,
-                  headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type=fhir.FHIR_JSON)
+def fhir_response(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=fhir.FHIR_JSON)
 
 
-def build(settings: IntakeSettings, store: DocumentStore | None = None,
-          broker: KafkaBroker | None = None,
-          partners: list[Partner] | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(
+    settings: IntakeSettings,
+    store: DocumentStore | None = None,
+    broker: KafkaBroker | None = None,
+    partners: list[Partner] | None = None,
+) -> tuple[FastAPI, ServiceRuntime]:
     documents = store or MongoDocumentStore(settings.mongodb_url, settings.database)
-    runtime = ServiceRuntime(SERVICE, documents, [REFERRALS], settings.kafka_bootstrap_servers,
-                             broker=broker, session_timeout_ms=settings.kafka_session_timeout_ms)
+    runtime = ServiceRuntime(
+        SERVICE,
+        documents,
+        [REFERRALS],
+        settings.kafka_bootstrap_servers,
+        broker=broker,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
     referrals = ReferralStore(documents, on_written=runtime.relay.wake)
     handlers.register(runtime.consumer, referrals)
-    registry = {p.org_id: p for p in (partners if partners is not None
-                                      else load_partners(settings.partners_file))}
+    registry = {
+        p.org_id: p
+        for p in (partners if partners is not None else load_partners(settings.partners_file))
+    }
     runtime.on_startup(referrals.setup)
-    runtime.every("redrive-stalled-referrals", settings.redrive_every_seconds,
-                  lambda: referrals.redrive_stalled(settings.redrive_after_seconds,
-                                                    settings.max_redrives))
+    runtime.every(
+        "redrive-stalled-referrals",
+        settings.redrive_every_seconds,
+        lambda: referrals.redrive_stalled(settings.redrive_after_seconds, settings.max_redrives),
+    )
     base = settings.public_base_url.rstrip("/")
 
     app = runtime.http_app("Linkwell referral-intake (FHIR R4)", version=__version__)
@@ -57,8 +71,12 @@ def build(settings: IntakeSettings, store: DocumentStore | None = None,
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error handling a request: %s", type(exc).__name__)
-        return fhir_response(fhir.operation_outcome(
-            [("exception", "Internal error; the request was not applied", None)]), 500)
+        return fhir_response(
+            fhir.operation_outcome(
+                [("exception", "Internal error; the request was not applied", None)]
+            ),
+            500,
+        )
 
     def partner_of(request: Request) -> Partner:
         partner_id = request.headers.get("x-partner-id")
@@ -72,8 +90,9 @@ def build(settings: IntakeSettings, store: DocumentStore | None = None,
     async def read_body(request: Request) -> bytes:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in fhir.ACCEPTED_CONTENT_TYPES:
-            raise fhir.FhirError(415, [("not-supported",
-                                        "Content-Type must be application/fhir+json", None)])
+            raise fhir.FhirError(
+                415, [("not-supported", "Content-Type must be application/fhir+json", None)]
+            )
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise fhir.FhirError(413, [("too-costly", "Request body too large", None)])
@@ -94,31 +113,38 @@ def build(settings: IntakeSettings, store: DocumentStore | None = None,
         data = fhir.parse_json(await read_body(request))
         fhir.parse_service_request(data)
         request_id = request.headers.get("x-request-id")
-        referral_id = domain.referral_id_for(partner.tenant, partner.org_id,
-                                             data.get("identifier") or [], request_id)
+        referral_id = domain.referral_id_for(
+            partner.tenant, partner.org_id, data.get("identifier") or [], request_id
+        )
         span = trace.get_current_span()
         span.set_attribute("linkwell.referral_id", referral_id)
         span.set_attribute("linkwell.partner", partner.org_id)
 
         existing = await referrals.get(referral_id)
         if existing is not None:
-            return fhir_response(existing["service_request"], 200, {
-                "Location": f"{base}/ServiceRequest/{referral_id}",
-                "ETag": 'W/"1"'})
+            return fhir_response(
+                existing["service_request"],
+                200,
+                {"Location": f"{base}/ServiceRequest/{referral_id}", "ETag": 'W/"1"'},
+            )
 
         now = datetime.now(UTC)
         stored = dict(data)
         stored["id"] = referral_id
-        stored["meta"] = {**(data.get("meta") or {}), "versionId": "1",
-                          "lastUpdated": now.isoformat()}
+        stored["meta"] = {
+            **(data.get("meta") or {}),
+            "versionId": "1",
+            "lastUpdated": now.isoformat(),
+        }
         patient = fhir.contained_patient(data)
         event = ReferralReceived(
             producer=SERVICE,
             tenant=partner.tenant,
             correlation_id=referral_id,
             referral_id=referral_id,
-            source=Organisation(org_id=partner.org_id, kind=partner.kind
-                                if partner.kind != "ops" else None),
+            source=Organisation(
+                org_id=partner.org_id, kind=partner.kind if partner.kind != "ops" else None
+            ),
             requested_performer=None,
             priority=Priority(data.get("priority") or "routine"),
             needs=domain.needs_of(data),
@@ -137,9 +163,16 @@ def build(settings: IntakeSettings, store: DocumentStore | None = None,
             "request_id": request_id,
             "service_request": stored,
             "task": domain.TaskState().__dict__,
-            "history": [{"at": now.isoformat(), "event": "received", "by": partner.org_id,
-                         "status": "requested", "business_status": "received",
-                         "trace_id": f"{span.get_span_context().trace_id:032x}"}],
+            "history": [
+                {
+                    "at": now.isoformat(),
+                    "event": "received",
+                    "by": partner.org_id,
+                    "status": "requested",
+                    "business_status": "received",
+                    "trace_id": f"{span.get_span_context().trace_id:032x}",
+                }
+            ],
             "received_at": now.isoformat(),
             "updated_at": now.isoformat(),
             "moved_at": time.time(),
@@ -148,8 +181,11 @@ def build(settings: IntakeSettings, store: DocumentStore | None = None,
         }
         created, written = await referrals.create(doc, event)
         status = 201 if created else 200
-        return fhir_response(written["service_request"], status, {
-            "Location": f"{base}/ServiceRequest/{referral_id}", "ETag": 'W/"1"'})
+        return fhir_response(
+            written["service_request"],
+            status,
+            {"Location": f"{base}/ServiceRequest/{referral_id}", "ETag": 'W/"1"'},
+        )
 
     async def readable(referral_id: str, request: Request) -> dict[str, Any]:
         partner = partner_of(request)
@@ -177,16 +213,23 @@ def build(settings: IntakeSettings, store: DocumentStore | None = None,
             doc = await referrals.get(referral_id)
             if doc is not None and doc["tenant"] == partner.tenant:
                 task = fhir.render_task(doc, base)
-                entries.append({"fullUrl": f"{base}/Task/{task['id']}", "resource": task,
-                                "search": {"mode": "match"}})
+                entries.append(
+                    {
+                        "fullUrl": f"{base}/Task/{task['id']}",
+                        "resource": task,
+                        "search": {"mode": "match"},
+                    }
+                )
         else:
             raise fhir.FhirError(400, [("required", "Search needs a focus parameter", None)])
-        return fhir_response({"resourceType": "Bundle", "type": "searchset",
-                              "total": len(entries), "entry": entries})
+        return fhir_response(
+            {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+        )
 
     @app.api_route("/fhir/{resource_type}", methods=["GET", "POST", "PUT", "DELETE"])
     async def unsupported(resource_type: str) -> Response:
-        raise fhir.FhirError(404, [("not-supported",
-                                    "Resource type or interaction not supported here", None)])
+        raise fhir.FhirError(
+            404, [("not-supported", "Resource type or interaction not supported here", None)]
+        )
 
     return app, runtime

@@ -90,8 +90,11 @@ _SDOH_CATEGORY = {
 }
 
 _NEED_WORDS: list[tuple[str, str]] = [
-    (r"suicid|self[- ]harm|kill (him|her|my|them)sel|end (my|his|her) life|psychosis|"
-     r"mental health crisis|in crisis", "mental-health-crisis"),
+    (
+        r"suicid|self[- ]harm|kill (him|her|my|them)sel|end (my|his|her) life|psychosis|"
+        r"mental health crisis|in crisis",
+        "mental-health-crisis",
+    ),
     (r"safeguard|abuse|neglect|domestic violence|coercive", "safeguarding"),
     (r"lonel|isolat|lives alone|no one to talk", "loneliness"),
     (r"bereave|widow|grief|griev|since (his|her|their) (wife|husband|partner) died", "bereavement"),
@@ -99,8 +102,10 @@ _NEED_WORDS: list[tuple[str, str]] = [
     (r"anxi|stress|panic", "anxiety"),
     (r"inactiv|more active|exercise|walking group|physical activity", "physical-activity"),
     (r"weight", "weight"),
-    (r"copd|diabetes|arthritis|chronic pain|long[- ]term condition|heart failure|lung",
-     "long-term-condition"),
+    (
+        r"copd|diabetes|arthritis|chronic pain|long[- ]term condition|heart failure|lung",
+        "long-term-condition",
+    ),
     (r"debt|money|benefit|bills|financ", "money"),
     (r"food|hungry|food ?bank|pantry", "food"),
     (r"housing|homeless|evict|damp", "housing"),
@@ -127,8 +132,10 @@ _INTEREST_WORDS: list[tuple[str, str]] = [
 ]
 
 _BARRIER_WORDS: list[tuple[str, str]] = [
-    (r"no car|does(n't| not) drive|no transport|can't get (out|about)|cannot get (out|about)",
-     "transport"),
+    (
+        r"no car|does(n't| not) drive|no transport|can't get (out|about)|cannot get (out|about)",
+        "transport",
+    ),
     (r"wheelchair|mobility|walking frame|can'?t walk far|housebound", "mobility"),
     (r"little english|interpreter|limited english|speaks little", "language"),
     (r"can'?t afford|cost|no money", "cost"),
@@ -181,9 +188,11 @@ def _texts(service_request: dict[str, Any]) -> list[str]:
 
 def needs_of(service_request: dict[str, Any]) -> list[Need]:
     needs: dict[str, Need] = {}
-    for coding in _codings(service_request.get("reasonCode")) + _codings(
-        [service_request.get("code") or {}]
-    ) + _codings(service_request.get("category")):
+    for coding in (
+        _codings(service_request.get("reasonCode"))
+        + _codings([service_request.get("code") or {}])
+        + _codings(service_request.get("category"))
+    ):
         code = coding.get("code")
         category = (
             _LIST_CATEGORY_BY_CODE.get(code or "")
@@ -192,7 +201,9 @@ def needs_of(service_request: dict[str, Any]) -> list[Need]:
         )
         if category and category not in needs:
             needs[category] = Need(
-                category=category, code=code, system=coding.get("system"),
+                category=category,
+                code=code,
+                system=coding.get("system"),
                 display=coding.get("display") or code_list().get(code or ""),
             )
     for category in _scan(" . ".join(_texts(service_request)), _NEED_WORDS):
@@ -245,8 +256,16 @@ def age_band(birth_date: str | None, today: date) -> str | None:
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     if age < 0:
         return None
-    bands = [(18, "0-17"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"),
-             (65, "55-64"), (75, "65-74"), (85, "75-84")]
+    bands = [
+        (18, "0-17"),
+        (25, "18-24"),
+        (35, "25-34"),
+        (45, "35-44"),
+        (55, "45-54"),
+        (65, "55-64"),
+        (75, "65-74"),
+        (85, "75-84"),
+    ]
     for upper, label in bands:
         if age < upper:
             return label
@@ -262,8 +281,12 @@ def location_of(patient: dict[str, Any] | None) -> Location | None:
         if address.get("postalCode"):
             place = geo.locate(address["postalCode"])
             if place:
-                return Location(postcode_sector=place.sector or place.outcode, lat=place.lat,
-                                lon=place.lon, precision_km=place.precision_km)
+                return Location(
+                    postcode_sector=place.sector or place.outcode,
+                    lat=place.lat,
+                    lon=place.lon,
+                    precision_km=place.precision_km,
+                )
     return None
 
 
@@ -273,16 +296,20 @@ def consent_of(patient: dict[str, Any] | None) -> Consent:
     channel = None
     if patient:
         systems = {t.get("system") for t in patient.get("telecom", []) or []}
-        channel = "sms" if "sms" in systems or "phone" in systems else (
-            "email" if "email" in systems else None)
+        channel = (
+            "sms"
+            if "sms" in systems or "phone" in systems
+            else ("email" if "email" in systems else None)
+        )
     return Consent(contact_person=False, do_not_contact=False, preferred_channel=channel)
 
 
 # ---------------------------------------------------------------- identity and idempotency
 
 
-def referral_id_for(tenant: str, partner: str, identifiers: list[dict[str, Any]],
-                    request_id: str | None) -> str:
+def referral_id_for(
+    tenant: str, partner: str, identifiers: list[dict[str, Any]], request_id: str | None
+) -> str:
     """The same business identifier (or the same X-Request-ID) always gives the same referral."""
     for ident in identifiers:
         if ident.get("value"):
@@ -341,30 +368,45 @@ def apply_event(task: dict[str, Any], event: Event) -> dict[str, Any]:
             state.business_status = "place-held"
             state.business_text = f"Place held at {event.asset_name or event.asset_id}"
             state.owner = event.provider_org
-            state.held_asset = {"asset_id": event.asset_id, "asset_name": event.asset_name,
-                                "hold_expires_at": event.hold_expires_at.isoformat()}
+            state.held_asset = {
+                "asset_id": event.asset_id,
+                "asset_name": event.asset_name,
+                "hold_expires_at": event.hold_expires_at.isoformat(),
+            }
             state.waitlist = None
     elif isinstance(event, PlaceRefused):
         if newer:
             state.business_status = "refused-capacity"
             state.business_text = "No proposed asset has room: " + ", ".join(
-                f"{r.asset_id} ({r.reason})" for r in event.refusals)
+                f"{r.asset_id} ({r.reason})" for r in event.refusals
+            )
     elif isinstance(event, Waitlisted):
         if newer:
             state.status = "received"
             state.business_status = "waitlisted"
-            state.business_text = (f"Waitlisted at {event.asset_id}, position {event.position}, "
-                                   f"expected wait {event.band.value}")
-            state.waitlist = {"asset_id": event.asset_id, "position": event.position,
-                              "band": event.band.value}
+            state.business_text = (
+                f"Waitlisted at {event.asset_id}, position {event.position}, "
+                f"expected wait {event.band.value}"
+            )
+            state.waitlist = {
+                "asset_id": event.asset_id,
+                "position": event.position,
+                "band": event.band.value,
+            }
     elif isinstance(event, PlaceReleased):
         if newer and state.held_asset and state.held_asset.get("asset_id") == event.asset_id:
             state.business_status = "place-released"
             state.business_text = f"Place at {event.asset_id} released ({event.reason})"
             state.held_asset = None
     elif isinstance(event, ReferralUpdated):
-        status_map = {"accepted": "accepted", "declined": "rejected", "attended": "in-progress",
-                      "completed": "completed", "cancelled": "cancelled", "revoked": "cancelled"}
+        status_map = {
+            "accepted": "accepted",
+            "declined": "rejected",
+            "attended": "in-progress",
+            "completed": "completed",
+            "cancelled": "cancelled",
+            "revoked": "cancelled",
+        }
         state.status = status_map[event.status.value]
         state.business_status = event.status.value
         state.business_text = f"Referral {event.status.value}"
@@ -385,8 +427,12 @@ def history_entry(event: Event, task: dict[str, Any]) -> dict[str, Any]:
         "business_status": task["business_status"],
     }
     if isinstance(event, DeliveryRecorded):
-        entry["delivery"] = {"recipient": event.recipient, "role": event.role,
-                             "channel": event.channel, "outcome": event.outcome}
+        entry["delivery"] = {
+            "recipient": event.recipient,
+            "role": event.role,
+            "channel": event.channel,
+            "outcome": event.outcome,
+        }
     return entry
 
 

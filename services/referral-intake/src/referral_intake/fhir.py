@@ -11,15 +11,31 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
-from referral_intake.domain import SNOMED, SOCIAL_PRESCRIBING_REFERRAL, ReferralRejected
+from referral_intake.domain import SNOMED, SOCIAL_PRESCRIBING_REFERRAL
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_CONTENT_TYPES = {"application/fhir+json", "application/json"}
 
-REQUEST_STATUSES = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
-                    "unknown"}
-REQUEST_INTENTS = {"proposal", "plan", "directive", "order", "original-order", "reflex-order",
-                   "filler-order", "instance-order", "option"}
+REQUEST_STATUSES = {
+    "draft",
+    "active",
+    "on-hold",
+    "revoked",
+    "completed",
+    "entered-in-error",
+    "unknown",
+}
+REQUEST_INTENTS = {
+    "proposal",
+    "plan",
+    "directive",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+}
 REQUEST_PRIORITIES = {"routine", "urgent", "asap", "stat"}
 
 
@@ -32,8 +48,14 @@ class FhirError(Exception):
         self.issues = issues  # (code, diagnostics, expression)
 
 
-def operation_outcome(issues: list[tuple[str, str, str | None]],
-                      severity: str = "error") -> dict[str, Any]:
+def _safe_name(value: object) -> str:
+    """A resource type name fit to echo back; anything else could carry personal data."""
+    return value if isinstance(value, str) and value.isalnum() else "something else"
+
+
+def operation_outcome(
+    issues: list[tuple[str, str, str | None]], severity: str = "error"
+) -> dict[str, Any]:
     out = []
     for code, diagnostics, expression in issues:
         issue: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
@@ -57,8 +79,10 @@ def parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FhirError(400, [("structure", f"Body is not valid JSON (line {getattr(exc, 'lineno', '?')})",
-                               None)]) from None
+        raise FhirError(
+            400,
+            [("structure", f"Body is not valid JSON (line {getattr(exc, 'lineno', '?')})", None)],
+        ) from None
     if not isinstance(data, dict):
         raise FhirError(400, [("structure", "Body must be a JSON object (a FHIR resource)", None)])
     return data
@@ -67,22 +91,38 @@ def parse_json(body: bytes) -> dict[str, Any]:
 def parse_service_request(data: dict[str, Any]) -> ServiceRequest:
     resource_type = data.get("resourceType")
     if resource_type != "ServiceRequest":
-        raise FhirError(400, [("invalid", f"Expected resourceType ServiceRequest, got "
-                                          f"{resource_type if isinstance(resource_type, str) and resource_type.isalnum() else 'something else'}",
-                               "resourceType")])
+        raise FhirError(
+            400,
+            [
+                (
+                    "invalid",
+                    f"Expected resourceType ServiceRequest, got {_safe_name(resource_type)}",
+                    "resourceType",
+                )
+            ],
+        )
     try:
         model = ServiceRequest.model_validate(data)
     except ValidationError as exc:
         issues = []
         for err in exc.errors(include_input=False, include_url=False):
-            issues.append(("structure" if err["type"] == "extra_forbidden" else "value",
-                           f"{_path('ServiceRequest', err['loc'])}: {err['msg']}",
-                           _path("ServiceRequest", err["loc"])))
+            issues.append(
+                (
+                    "structure" if err["type"] == "extra_forbidden" else "value",
+                    f"{_path('ServiceRequest', err['loc'])}: {err['msg']}",
+                    _path("ServiceRequest", err["loc"]),
+                )
+            )
         raise FhirError(400, issues) from None
     problems = check_referral(data)
     if problems:
-        raise FhirError(422, [("required" if "required" in m else "code-invalid", f"{p}: {m}", p)
-                              for p, m in problems])
+        raise FhirError(
+            422,
+            [
+                ("required" if "required" in m else "code-invalid", f"{p}: {m}", p)
+                for p, m in problems
+            ],
+        )
     return model
 
 
@@ -105,18 +145,27 @@ def check_referral(data: dict[str, Any]) -> list[tuple[str, str]]:
     if not subject or not (subject.get("reference") or subject.get("identifier")):
         problems.append(("ServiceRequest.subject", "required element missing"))
     elif (ref := subject.get("reference", "")).startswith("#"):
-        ids = {c.get("id") for c in data.get("contained", []) or []
-               if c.get("resourceType") == "Patient"}
+        ids = {
+            c.get("id")
+            for c in data.get("contained", []) or []
+            if c.get("resourceType") == "Patient"
+        }
         if ref[1:] not in ids:
-            problems.append(("ServiceRequest.subject.reference",
-                             "contained Patient not found for this reference"))
+            problems.append(
+                (
+                    "ServiceRequest.subject.reference",
+                    "contained Patient not found for this reference",
+                )
+            )
     return problems
 
 
 def contained_patient(data: dict[str, Any]) -> dict[str, Any] | None:
     ref = (data.get("subject") or {}).get("reference", "")
     for res in data.get("contained", []) or []:
-        if res.get("resourceType") == "Patient" and (not ref.startswith("#") or res.get("id") == ref[1:]):
+        if res.get("resourceType") == "Patient" and (
+            not ref.startswith("#") or res.get("id") == ref[1:]
+        ):
             return dict(res)
     return None
 
@@ -127,7 +176,10 @@ def is_social_prescribing(data: dict[str, Any]) -> bool:
         concepts = concepts if isinstance(concepts, list) else [concepts or {}]
         for concept in concepts:
             for coding in concept.get("coding", []) or []:
-                if coding.get("system") == SNOMED and coding.get("code") == SOCIAL_PRESCRIBING_REFERRAL:
+                if (
+                    coding.get("system") == SNOMED
+                    and coding.get("code") == SOCIAL_PRESCRIBING_REFERRAL
+                ):
                     return True
     return False
 
@@ -146,48 +198,76 @@ def render_task(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
         "basedOn": [{"reference": f"ServiceRequest/{sr_id}"}],
         "status": t["status"],
         "businessStatus": {
-            "coding": [{"system": "https://linkwell.example/CodeSystem/referral-state",
-                        "code": t["business_status"]}],
+            "coding": [
+                {
+                    "system": "https://linkwell.example/CodeSystem/referral-state",
+                    "code": t["business_status"],
+                }
+            ],
             "text": t["business_text"],
         },
         "intent": "order",
-        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code",
-                             "code": "fulfill", "display": "Fulfill the focal request"}]},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/CodeSystem/task-code",
+                    "code": "fulfill",
+                    "display": "Fulfill the focal request",
+                }
+            ]
+        },
         "focus": {"reference": f"ServiceRequest/{sr_id}"},
         "for": doc["service_request"].get("subject"),
         "authoredOn": doc["received_at"],
         "lastModified": doc["updated_at"],
-        "requester": {"identifier": {"system": "https://linkwell.example/Id/partner",
-                                     "value": doc["source_org"]}},
+        "requester": {
+            "identifier": {
+                "system": "https://linkwell.example/Id/partner",
+                "value": doc["source_org"],
+            }
+        },
     }
     if t.get("owner"):
-        task["owner"] = {"identifier": {"system": "https://linkwell.example/Id/partner",
-                                        "value": t["owner"]}}
+        task["owner"] = {
+            "identifier": {"system": "https://linkwell.example/Id/partner", "value": t["owner"]}
+        }
     if t.get("status_reason"):
         task["statusReason"] = {"text": t["status_reason"]}
     outputs = []
     if t.get("held_asset"):
         asset = t["held_asset"]
-        outputs.append({
-            "type": {"text": "place-held"},
-            "valueReference": {
-                "identifier": {"system": "https://linkwell.example/Id/asset",
-                               "value": asset["asset_id"]},
-                "display": asset.get("asset_name") or asset["asset_id"],
-            },
-        })
+        outputs.append(
+            {
+                "type": {"text": "place-held"},
+                "valueReference": {
+                    "identifier": {
+                        "system": "https://linkwell.example/Id/asset",
+                        "value": asset["asset_id"],
+                    },
+                    "display": asset.get("asset_name") or asset["asset_id"],
+                },
+            }
+        )
     if t.get("waitlist"):
         wl = t["waitlist"]
-        outputs.append({"type": {"text": "waitlisted"},
-                        "valueString": f"{wl['asset_id']} position {wl['position']} ({wl['band']})"})
+        outputs.append(
+            {
+                "type": {"text": "waitlisted"},
+                "valueString": f"{wl['asset_id']} position {wl['position']} ({wl['band']})",
+            }
+        )
     if t.get("outcome"):
         outputs.append({"type": {"text": "outcome"}, "valueString": t["outcome"]})
     if outputs:
         task["output"] = outputs
     notes = [
-        {"time": h["at"], "text": f"{h['delivery']['role']} informed by {h['delivery']['channel']}: "
-                                  f"{h['delivery']['outcome']}"}
-        for h in doc.get("history", []) if h.get("delivery")
+        {
+            "time": h["at"],
+            "text": f"{h['delivery']['role']} informed by {h['delivery']['channel']}: "
+            f"{h['delivery']['outcome']}",
+        }
+        for h in doc.get("history", [])
+        if h.get("delivery")
     ]
     if notes:
         task["note"] = notes
@@ -202,19 +282,27 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
         "date": "2026-11-22",
         "kind": "instance",
         "software": {"name": "Linkwell referral-intake", "version": software_version},
-        "implementation": {"description": "Linkwell social prescribing referral network",
-                           "url": base_url},
+        "implementation": {
+            "description": "Linkwell social prescribing referral network",
+            "url": base_url,
+        },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json"],
-        "rest": [{
-            "mode": "server",
-            "resource": [
-                {"type": "ServiceRequest",
-                 "interaction": [{"code": "create"}, {"code": "read"}],
-                 "conditionalCreate": False},
-                {"type": "Task",
-                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                 "searchParam": [{"name": "focus", "type": "reference"}]},
-            ],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": "ServiceRequest",
+                        "interaction": [{"code": "create"}, {"code": "read"}],
+                        "conditionalCreate": False,
+                    },
+                    {
+                        "type": "Task",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [{"name": "focus", "type": "reference"}],
+                    },
+                ],
+            }
+        ],
     }

@@ -39,8 +39,9 @@ class ReferralStore:
             add_event(new, event)
             return new
 
-        written = await change(self.documents, REFERRALS, doc["_id"], create_once,
-                               on_written=self.on_written)
+        written = await change(
+            self.documents, REFERRALS, doc["_id"], create_once, on_written=self.on_written
+        )
         assert written is not None
         return created, written
 
@@ -68,9 +69,11 @@ class ReferralStore:
         The event keeps its id, so services that did see it ignore it."""
         cutoff = time.time() - older_than_seconds
         stalled = await self.documents.find(
-            REFERRALS, {"stage": "received", "moved_at": {"$lt": cutoff}}, limit=500)
+            REFERRALS, {"stage": "received", "moved_at": {"$lt": cutoff}}, limit=500
+        )
         count = 0
         for doc in stalled:
+
             def redrive(current: dict[str, Any] | None) -> dict[str, Any] | None:
                 if current is None or current.get("stage") != "received":
                     return None
@@ -82,7 +85,6 @@ class ReferralStore:
                 add_event(current, ReferralReceived.model_validate(current["received_event"]))
                 return current
 
-            await change(self.documents, REFERRALS, doc["_id"], redrive,
-                         on_written=self.on_written)
+            await change(self.documents, REFERRALS, doc["_id"], redrive, on_written=self.on_written)
             count += 1
         return count

@@ -20,8 +20,9 @@ HEADERS = {"Content-Type": "application/fhir+json", "X-Partner-Id": "gp-demo-hea
 
 @pytest.fixture
 async def edge(partners) -> AsyncIterator[tuple[httpx.AsyncClient, object, list]]:
-    app, runtime = build(IntakeSettings(redrive_after_seconds=3600), store=MemoryDocumentStore(),
-                         partners=partners)
+    app, runtime = build(
+        IntakeSettings(redrive_after_seconds=3600), store=MemoryDocumentStore(), partners=partners
+    )
     received: list[ReferralReceived] = []
 
     @runtime.broker.subscriber(ReferralReceived.topic, group_id="test-observer")
@@ -58,23 +59,35 @@ async def test_referral_is_accepted_with_location_and_published_once(edge, fhir_
 
     tasks = await client.get(f"/fhir/Task?focus=ServiceRequest/{referral_id}", headers=HEADERS)
     task = tasks.json()["entry"][0]["resource"]
-    assert task["status"] == "requested" and task["businessStatus"]["coding"][0]["code"] == "received"
+    assert (
+        task["status"] == "requested" and task["businessStatus"]["coding"][0]["code"] == "received"
+    )
     assert task["code"]["coding"][0]["code"] == "fulfill"
     assert task["focus"]["reference"] == f"ServiceRequest/{referral_id}"
 
 
 async def test_downstream_event_updates_task_once_even_when_redelivered(edge, fhir_example) -> None:
     client, broker, _ = edge
-    created = await client.post("/fhir/ServiceRequest", headers=HEADERS,
-                                content=json.dumps(fhir_example("social-prescribing-referral.json")))
+    created = await client.post(
+        "/fhir/ServiceRequest",
+        headers=HEADERS,
+        content=json.dumps(fhir_example("social-prescribing-referral.json")),
+    )
     referral_id = created.json()["id"]
-    event = PlaceReserved(producer="capacity", tenant="demo-region", correlation_id=referral_id,
-                          referral_id=referral_id, asset_id="hyde-park-walking-for-health",
-                          asset_name="Hyde Park Walking for Health", provider_org="vcse-walk",
-                          hold_expires_at=datetime.now(UTC) + timedelta(days=3))
+    event = PlaceReserved(
+        producer="capacity",
+        tenant="demo-region",
+        correlation_id=referral_id,
+        referral_id=referral_id,
+        asset_id="hyde-park-walking-for-health",
+        asset_name="Hyde Park Walking for Health",
+        provider_org="vcse-walk",
+        hold_expires_at=datetime.now(UTC) + timedelta(days=3),
+    )
     for _ in range(2):
-        await broker.publish(event.model_dump_json().encode(), PlaceReserved.topic,
-                             key=referral_id.encode())
+        await broker.publish(
+            event.model_dump_json().encode(), PlaceReserved.topic, key=referral_id.encode()
+        )
     task = (await client.get(f"/fhir/Task/{referral_id}", headers=HEADERS)).json()
     assert task["businessStatus"]["coding"][0]["code"] == "place-held"
     assert task["output"][0]["valueReference"]["display"] == "Hyde Park Walking for Health"
@@ -84,8 +97,11 @@ async def test_downstream_event_updates_task_once_even_when_redelivered(edge, fh
 
 async def test_invalid_nhs_bars_body_is_refused_naming_the_bad_elements(edge, fhir_example) -> None:
     client, _, received = edge
-    response = await client.post("/fhir/ServiceRequest", headers=HEADERS, content=json.dumps(
-        fhir_example("29_INVALID_bars_api_servicerequest_put_body.json")))
+    response = await client.post(
+        "/fhir/ServiceRequest",
+        headers=HEADERS,
+        content=json.dumps(fhir_example("29_INVALID_bars_api_servicerequest_put_body.json")),
+    )
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/fhir+json")
     outcome = response.json()
@@ -99,8 +115,11 @@ async def test_invalid_nhs_bars_body_is_refused_naming_the_bad_elements(edge, fh
 
 async def test_completed_request_is_not_a_new_referral(edge, fhir_example) -> None:
     client, _, _ = edge
-    response = await client.post("/fhir/ServiceRequest", headers=HEADERS, content=json.dumps(
-        fhir_example("02_sdohcc_servicerequest_subreferral_garden.json")))
+    response = await client.post(
+        "/fhir/ServiceRequest",
+        headers=HEADERS,
+        content=json.dumps(fhir_example("02_sdohcc_servicerequest_subreferral_garden.json")),
+    )
     assert response.status_code == 422
     assert response.json()["issue"][0]["expression"] == ["ServiceRequest.status"]
 
@@ -113,15 +132,26 @@ async def test_completed_request_is_not_a_new_referral(edge, fhir_example) -> No
         ({"Content-Type": "application/fhir+json", "X-Partner-Id": "nobody"}, "{}", 403),
         (HEADERS, "{not json", 400),
         (HEADERS, json.dumps({"resourceType": "Patient"}), 400),
-        (HEADERS, json.dumps({"resourceType": "ServiceRequest", "status": "active",
-                              "intent": "order"}), 400),
+        (
+            HEADERS,
+            json.dumps({"resourceType": "ServiceRequest", "status": "active", "intent": "order"}),
+            400,
+        ),
         (HEADERS, "x" * 1_000_001, 413),
     ],
-    ids=["content-type", "no-partner", "unknown-partner", "not-json", "wrong-type",
-         "no-subject", "too-large"],
+    ids=[
+        "content-type",
+        "no-partner",
+        "unknown-partner",
+        "not-json",
+        "wrong-type",
+        "no-subject",
+        "too-large",
+    ],
 )
-async def test_bad_requests_get_specific_status_and_operation_outcome(edge, headers, body,
-                                                                      status) -> None:
+async def test_bad_requests_get_specific_status_and_operation_outcome(
+    edge, headers, body, status
+) -> None:
     client, _, _ = edge
     response = await client.post("/fhir/ServiceRequest", headers=headers, content=body)
     assert response.status_code == status
@@ -130,13 +160,17 @@ async def test_bad_requests_get_specific_status_and_operation_outcome(edge, head
 
 async def test_another_tenant_cannot_read_the_referral(edge, fhir_example) -> None:
     client, _, _ = edge
-    created = await client.post("/fhir/ServiceRequest", headers=HEADERS,
-                                content=json.dumps(fhir_example("social-prescribing-referral.json")))
+    created = await client.post(
+        "/fhir/ServiceRequest",
+        headers=HEADERS,
+        content=json.dumps(fhir_example("social-prescribing-referral.json")),
+    )
     referral_id = created.json()["id"]
     other = {"X-Partner-Id": "gp-elsewhere"}
     assert (await client.get(f"/fhir/Task/{referral_id}", headers=other)).status_code == 404
-    assert (await client.get(f"/fhir/ServiceRequest/{referral_id}",
-                             headers=other)).status_code == 404
+    assert (
+        await client.get(f"/fhir/ServiceRequest/{referral_id}", headers=other)
+    ).status_code == 404
 
 
 async def test_capability_statement_lists_what_is_served(edge) -> None:

@@ -7,7 +7,9 @@ from datetime import date
 from referral_intake import domain, fhir
 
 
-def test_uk_sample_referral_yields_needs_interests_barriers_and_sector_location(fhir_example) -> None:
+def test_uk_sample_referral_yields_needs_interests_barriers_and_sector_location(
+    fhir_example,
+) -> None:
     data = fhir_example("social-prescribing-referral.json")
     patient = fhir.contained_patient(data)
     categories = [n.category for n in domain.needs_of(data)]
@@ -41,8 +43,12 @@ def test_same_business_identifier_or_request_id_gives_the_same_referral() -> Non
     a = domain.referral_id_for("t", "gp", ident, None)
     assert a == domain.referral_id_for("t", "gp", ident, "other-request")
     assert a != domain.referral_id_for("t", "another-gp", ident, None)
-    assert domain.referral_id_for("t", "gp", [], "req-1") == domain.referral_id_for("t", "gp", [], "req-1")
-    assert domain.referral_id_for("t", "gp", [], None) != domain.referral_id_for("t", "gp", [], None)
+    assert domain.referral_id_for("t", "gp", [], "req-1") == domain.referral_id_for(
+        "t", "gp", [], "req-1"
+    )
+    assert domain.referral_id_for("t", "gp", [], None) != domain.referral_id_for(
+        "t", "gp", [], None
+    )
 
 
 def test_age_bands() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from referral_intake import domain
 from linkwell_schemas.events import (
     Candidate,
     MatchProposed,
@@ -13,20 +12,37 @@ from linkwell_schemas.events import (
     Refusal,
     Waitlisted,
 )
+from referral_intake import domain
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 COMMON = {"producer": "x", "tenant": "t", "correlation_id": "r1", "referral_id": "r1"}
 
 
 def proposed(at: datetime) -> MatchProposed:
-    return MatchProposed(**COMMON, occurred_at=at, candidates=[Candidate(
-        asset_id="a1", asset_name="Walking group", provider_org="vcse-1", score=0.9,
-        reasons=["helps with loneliness", "0.4 km, walkable"])])
+    return MatchProposed(
+        **COMMON,
+        occurred_at=at,
+        candidates=[
+            Candidate(
+                asset_id="a1",
+                asset_name="Walking group",
+                provider_org="vcse-1",
+                score=0.9,
+                reasons=["helps with loneliness", "0.4 km, walkable"],
+            )
+        ],
+    )
 
 
 def reserved(at: datetime) -> PlaceReserved:
-    return PlaceReserved(**COMMON, occurred_at=at, asset_id="a1", asset_name="Walking group",
-                         provider_org="vcse-1", hold_expires_at=at + timedelta(days=3))
+    return PlaceReserved(
+        **COMMON,
+        occurred_at=at,
+        asset_id="a1",
+        asset_name="Walking group",
+        provider_org="vcse-1",
+        hold_expires_at=at + timedelta(days=3),
+    )
 
 
 def test_place_held_shows_asset_and_owner() -> None:
@@ -49,10 +65,15 @@ def test_a_late_match_event_does_not_move_the_task_backwards() -> None:
 
 def test_refused_then_waitlisted_ends_waitlisted_with_band() -> None:
     task = domain.TaskState().__dict__
-    task = domain.apply_event(task, PlaceRefused(**COMMON, occurred_at=T0, refusals=[
-        Refusal(asset_id="a1", reason="at-capacity")]))
+    task = domain.apply_event(
+        task,
+        PlaceRefused(
+            **COMMON, occurred_at=T0, refusals=[Refusal(asset_id="a1", reason="at-capacity")]
+        ),
+    )
     assert task["business_status"] == "refused-capacity"
-    task = domain.apply_event(task, Waitlisted(**COMMON, occurred_at=T0 + timedelta(seconds=1),
-                                               asset_id="a1", position=2))
+    task = domain.apply_event(
+        task, Waitlisted(**COMMON, occurred_at=T0 + timedelta(seconds=1), asset_id="a1", position=2)
+    )
     assert task["business_status"] == "waitlisted"
     assert task["waitlist"] == {"asset_id": "a1", "position": 2, "band": "unknown"}
