@@ -1,4 +1,5 @@
-"""The same behaviour from every DocumentStore: in memory and on a real MongoDB-wire server."""
+"""The same behaviour from every DocumentStore: in memory, on the embedded MongoDB-wire server,
+and on MongoDB itself in a container where a Docker engine answers."""
 
 from __future__ import annotations
 
@@ -18,13 +19,22 @@ from linkwell.documents import (
 from linkwell_schemas.events import AssetChanged
 
 
-@pytest.fixture(params=["memory", "mongo"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "mongo-embedded",
+        pytest.param("mongo-container", marks=pytest.mark.containers),
+    ]
+)
 async def store(request: pytest.FixtureRequest, database_name: str) -> AsyncIterator:
     if request.param == "memory":
         yield MemoryDocumentStore()
         return
-    stack = request.getfixturevalue("stack")
-    mongo = MongoDocumentStore(stack.mongodb_url, database_name)
+    if request.param == "mongo-container":
+        url = request.getfixturevalue("containers").mongodb_url
+    else:
+        url = request.getfixturevalue("stack").mongodb_url
+    mongo = MongoDocumentStore(url, database_name)
     yield mongo
     await mongo.close()
 

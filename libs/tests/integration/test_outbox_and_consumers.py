@@ -1,4 +1,5 @@
-"""Outbox relay and consumers against a real Kafka-protocol broker and MongoDB-wire server."""
+"""Outbox relay and consumers on a real broker and database: the embedded pair always, Apache
+Kafka and MongoDB in containers where a Docker engine answers."""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 async def test_poison_message_is_dead_lettered_and_the_next_good_event_is_processed(
-    stack, database_name
+    infrastructure, database_name
 ) -> None:
     service = f"svc{uuid.uuid4().hex[:6]}"
-    store = MongoDocumentStore(stack.mongodb_url, database_name)
-    broker = KafkaBroker(stack.kafka_bootstrap_servers)
+    store = MongoDocumentStore(infrastructure.mongodb_url, database_name)
+    broker = KafkaBroker(infrastructure.kafka_bootstrap_servers)
     publisher = Publisher(broker)
     consumer = Consumer(broker, service, publisher)
     relay = OutboxRelay(store, ["assets"], publisher, poll_interval=0.05)
@@ -81,7 +82,7 @@ async def test_poison_message_is_dead_lettered_and_the_next_good_event_is_proces
 
         letters = AIOKafkaConsumer(
             dead_letter_topic(service),
-            bootstrap_servers=stack.kafka_bootstrap_servers,
+            bootstrap_servers=infrastructure.kafka_bootstrap_servers,
             auto_offset_reset="earliest",
             group_id=f"dlq-{service}",
         )
