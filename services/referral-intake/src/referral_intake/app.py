@@ -22,6 +22,7 @@ from referral_intake.config import IntakeSettings
 from referral_intake.store import REFERRALS, ReferralStore
 
 SERVICE = "referral-intake"
+MAX_SEARCH_VALUES = 100
 log = logging.getLogger(__name__)
 
 
@@ -207,21 +208,27 @@ def build(
     @app.get("/fhir/Task")
     async def search_tasks(request: Request, focus: str | None = None) -> JSONResponse:
         partner = partner_of(request)
+        if not focus:
+            raise fhir.FhirError(400, [("required", "Search needs a focus parameter", "focus")])
+        # FHIR search: a comma-separated value means any of them
+        referral_ids = list(dict.fromkeys(v.rsplit("/", 1)[-1] for v in focus.split(",") if v))
+        if len(referral_ids) > MAX_SEARCH_VALUES:
+            raise fhir.FhirError(
+                400,
+                [("too-costly", f"At most {MAX_SEARCH_VALUES} focus values per search", "focus")],
+            )
         entries = []
-        if focus:
-            referral_id = focus.rsplit("/", 1)[-1]
-            doc = await referrals.get(referral_id)
-            if doc is not None and doc["tenant"] == partner.tenant:
-                task = fhir.render_task(doc, base)
-                entries.append(
-                    {
-                        "fullUrl": f"{base}/Task/{task['id']}",
-                        "resource": task,
-                        "search": {"mode": "match"},
-                    }
-                )
-        else:
-            raise fhir.FhirError(400, [("required", "Search needs a focus parameter", None)])
+        for doc in await referrals.get_many(referral_ids):
+            if doc["tenant"] != partner.tenant:
+                continue
+            task = fhir.render_task(doc, base)
+            entries.append(
+                {
+                    "fullUrl": f"{base}/Task/{task['id']}",
+                    "resource": task,
+                    "search": {"mode": "match"},
+                }
+            )
         return fhir_response(
             {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
         )

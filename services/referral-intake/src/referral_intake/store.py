@@ -25,6 +25,11 @@ class ReferralStore:
     async def get(self, referral_id: str) -> dict[str, Any] | None:
         return await self.documents.get(REFERRALS, referral_id)
 
+    async def get_many(self, referral_ids: list[str]) -> list[dict[str, Any]]:
+        found = await self.documents.find(REFERRALS, {"_id": {"$in": referral_ids}})
+        order = {referral_id: n for n, referral_id in enumerate(referral_ids)}
+        return sorted(found, key=lambda doc: order[doc["_id"]])
+
     async def create(self, doc: dict[str, Any], event: ReferralReceived) -> tuple[bool, dict]:
         """Store a new referral with its received event. (False, existing) if already there."""
         created = False

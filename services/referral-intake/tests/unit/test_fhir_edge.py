@@ -179,3 +179,24 @@ async def test_capability_statement_lists_what_is_served(edge) -> None:
     assert statement["fhirVersion"] == "4.0.1"
     types = {r["type"] for r in statement["rest"][0]["resource"]}
     assert types == {"ServiceRequest", "Task"}
+
+
+async def test_task_search_by_several_referrals_answers_each_once(edge, fhir_example) -> None:
+    client, _, _ = edge
+    ids = []
+    for reference in ("or-1", "or-2"):
+        resource = fhir_example("social-prescribing-referral.json")
+        resource["identifier"][0]["value"] = reference
+        created = await client.post("/fhir/ServiceRequest", json=resource, headers=HEADERS)
+        ids.append(created.json()["id"])
+    focus = ",".join(f"ServiceRequest/{i}" for i in [*ids, ids[0], "unknown"])
+    bundle = (await client.get("/fhir/Task", params={"focus": focus}, headers=HEADERS)).json()
+    assert bundle["total"] == 2
+    assert [e["resource"]["focus"]["reference"] for e in bundle["entry"]] == [
+        f"ServiceRequest/{i}" for i in ids
+    ]
+
+    too_many = ",".join(f"ServiceRequest/{n}" for n in range(101))
+    refused = await client.get("/fhir/Task", params={"focus": too_many}, headers=HEADERS)
+    assert refused.status_code == 400
+    assert refused.json()["issue"][0]["code"] == "too-costly"
