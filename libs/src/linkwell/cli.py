@@ -83,7 +83,7 @@ Then see its Task (use the id from the Location header):
 
   curl -s '{base}/Task?focus=ServiceRequest/<id>' -H 'X-Partner-Id: gp-demo-headingley'
 
-and its trace across the services:  uv run linkwell trace <id>
+and its trace across the services:  .venv/bin/linkwell trace <id>
 Logs are in {data_dir / "logs"}.  Ctrl-C stops everything.
 """,
             flush=True,

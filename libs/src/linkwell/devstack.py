@@ -17,6 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def die_with_parent() -> None:
+    """In a child process: be sent SIGTERM when the process that started it dies, so a
+    killed `linkwell up` or test run leaves no broker, database or service behind (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -107,6 +118,7 @@ class EmbeddedStack:
             stdout=(self.data_dir / "logs" / "kafka.log").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.kafka_port, proc=proc, what="embedded Kafka broker")
         return proc
@@ -133,6 +145,7 @@ class EmbeddedStack:
             stdout=(self.data_dir / "logs" / "mongo.out").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.mongo_port, proc=proc, what="embedded MongoDB server")
         return proc

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from linkwell.devstack import EmbeddedStack, free_port, stop_process
+from linkwell.devstack import EmbeddedStack, die_with_parent, free_port, stop_process
 
 SERVICES: dict[str, tuple[str, str, int]] = {
     # name: (python package, environment prefix, default port)
@@ -84,6 +84,7 @@ class Network:
             stdout=(logs / f"{name}.log").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         self.processes[name] = proc
         return proc
