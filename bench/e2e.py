@@ -36,12 +36,13 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from linkwell.auth import PartnerAuth
 from linkwell.testing import GP, launch, referral
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = json.loads((ROOT / "examples" / "fhir" / "social-prescribing-referral.json").read_text())
 FINAL = {"place-held", "waitlisted", "refused-capacity", "no-match", "escalated"}
-HEADERS = {"Content-Type": "application/fhir+json", "X-Partner-Id": GP}
+HEADERS = {"Content-Type": "application/fhir+json"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -78,7 +79,7 @@ async def business_statuses(
     ]
 
 
-async def journey(fhir: str, count: int, rate: float, run: str) -> dict[str, Any]:
+async def journey(fhir: str, count: int, rate: float, run: str, auth: httpx.Auth) -> dict[str, Any]:
     sent: dict[str, float] = {}  # referral id -> time its POST was sent
     answered: list[float] = []
     failures: list[int] = []
@@ -86,7 +87,7 @@ async def journey(fhir: str, count: int, rate: float, run: str) -> dict[str, Any
     outcomes: dict[str, int] = {}
     rounds: list[float] = []
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, auth=auth) as client:
         start = time.monotonic()
 
         async def post(n: int) -> None:
@@ -162,10 +163,10 @@ async def transport_round_trip(bootstrap: str, count: int) -> list[float]:
         await producer.stop()
 
 
-async def warm_up(fhir: str) -> float:
+async def warm_up(fhir: str, auth: httpx.Auth) -> float:
     """One referral through the whole network first: consumer groups join on first use."""
     began = time.monotonic()
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, auth=auth) as client:
         answer = await client.post(
             f"{fhir}/ServiceRequest",
             json=referral(SAMPLE, f"bench-warm-up-{uuid.uuid4().hex[:8]}"),
@@ -180,10 +181,10 @@ async def warm_up(fhir: str) -> float:
     return time.monotonic() - began
 
 
-def report(args: argparse.Namespace, fhir: str, bootstrap: str) -> None:
-    warm = asyncio.run(warm_up(fhir))
+def report(args: argparse.Namespace, fhir: str, bootstrap: str, auth: httpx.Auth) -> None:
+    warm = asyncio.run(warm_up(fhir, auth))
     run = uuid.uuid4().hex[:6]
-    result = asyncio.run(journey(fhir, args.count, args.rate, run))
+    result = asyncio.run(journey(fhir, args.count, args.rate, run, auth))
     baseline = asyncio.run(transport_round_trip(bootstrap, args.round_trips))
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"network: {fhir} (broker {bootstrap})")
@@ -215,13 +216,15 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.fhir:
-        report(args, args.fhir.rstrip("/"), args.kafka or "127.0.0.1:9092")
+        fhir = args.fhir.rstrip("/")
+        key = (ROOT / "data" / "demo-keys" / f"{GP}.pem").read_text()
+        report(args, fhir, args.kafka or "127.0.0.1:9092", PartnerAuth(key, GP, fhir))
         return
     with tempfile.TemporaryDirectory(prefix="linkwell-bench-") as folder:
         print("starting an embedded network ...", flush=True)
         network = launch(ROOT, Path(folder))
         try:
-            report(args, network.fhir, network.net.env["KAFKA_BOOTSTRAP_SERVERS"])
+            report(args, network.fhir, network.net.env["KAFKA_BOOTSTRAP_SERVERS"], network.auth(GP))
         finally:
             network.close()
 

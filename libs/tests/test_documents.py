@@ -99,3 +99,10 @@ async def test_find_filters_sorts_and_limits(store) -> None:
         )
     found = await store.find("jobs", {"state": "open", "due": {"$lt": 9}}, sort="due", limit=2)
     assert [d["_id"] for d in found] == ["j5", "j3"]
+
+
+async def test_delete_where_removes_only_matching_documents(store) -> None:
+    for n in range(4):
+        await store.insert("tokens", {"_id": f"t{n}", "expires_at": float(n)})
+    assert await store.delete_where("tokens", {"expires_at": {"$lt": 2.0}}) == 2
+    assert [d["_id"] for d in await store.find("tokens", {}, sort="_id")] == ["t2", "t3"]

@@ -1,6 +1,7 @@
 """`linkwell`: run the whole network on one machine, and follow a referral's trace.
 
 linkwell up                      start broker, database and the four services
+linkwell token <org-id>          a bearer token signed with a demo partner's key (one request)
 linkwell trace <referral-id>     print the span tree of one referral
 """
 
@@ -74,14 +75,17 @@ def _up(args: argparse.Namespace) -> int:
             f"""
 Linkwell is running.  FHIR base URL: {base}
 
-Send a sample social prescribing referral:
+Send a sample social prescribing referral as the demo GP practice (from this folder; each
+request carries a fresh token signed with the practice's demo key):
 
   curl -si -X POST {base}/ServiceRequest -H 'Content-Type: application/fhir+json' \\
-    -H 'X-Partner-Id: gp-demo-headingley' --data @examples/fhir/social-prescribing-referral.json
+    -H "Authorization: Bearer $(.venv/bin/linkwell token gp-demo-headingley)" \\
+    --data @examples/fhir/social-prescribing-referral.json
 
 Then see its Task (use the id from the Location header):
 
-  curl -s '{base}/Task?focus=ServiceRequest/<id>' -H 'X-Partner-Id: gp-demo-headingley'
+  curl -s '{base}/Task?focus=ServiceRequest/<id>' \\
+    -H "Authorization: Bearer $(.venv/bin/linkwell token gp-demo-headingley)"
 
 and its trace across the services:  .venv/bin/linkwell trace <id>
 Logs are in {data_dir / "logs"}.  Ctrl-C stops everything.
@@ -97,6 +101,26 @@ Logs are in {data_dir / "logs"}.  Ctrl-C stops everything.
         print("stopping ...", flush=True)
         net.stop()
         receiver.shutdown()
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    import os
+
+    from linkwell.auth import mint_token
+
+    key_file = Path(args.key) if args.key else Path("data") / "demo-keys" / f"{args.org_id}.pem"
+    if not key_file.exists():
+        print(
+            f"no private key at {key_file}: `linkwell up` makes the demo partners' keys, or "
+            "give --key",
+            file=sys.stderr,
+        )
+        return 1
+    audience = args.audience or os.environ.get(
+        "INTAKE_PUBLIC_BASE_URL", "http://localhost:8080/fhir"
+    )
+    print(mint_token(key_file.read_text(), args.org_id, audience, args.lifetime))
     return 0
 
 
@@ -119,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole network on this machine").set_defaults(func=_up)
+    token = sub.add_parser("token", help="mint a bearer token for one request")
+    token.add_argument("org_id", help="the partner's organisation id, e.g. gp-demo-headingley")
+    token.add_argument("--key", help="private key PEM (default: data/demo-keys/<org-id>.pem)")
+    token.add_argument("--audience", help="FHIR base URL (default: http://localhost:8080/fhir)")
+    token.add_argument("--lifetime", type=int, default=60, help="seconds (at most 300)")
+    token.set_defaults(func=_token)
     trace = sub.add_parser("trace", help="print the span tree of one referral")
     trace.add_argument("referral_id")
     trace.add_argument("--file", help="span file (default: $LINKWELL_TRACE_FILE or data/traces)")

@@ -49,6 +49,8 @@ class DocumentStore(Protocol):
         limit: int = 0,
     ) -> list[Doc]: ...
 
+    async def delete_where(self, collection: str, query: Mapping[str, Any]) -> int: ...
+
     async def ensure_indexes(self, collection: str, fields: list[str]) -> None: ...
 
     async def ping(self) -> None: ...
@@ -139,6 +141,13 @@ class MemoryDocumentStore:
             docs = docs[:limit]
         return copy.deepcopy(docs)
 
+    async def delete_where(self, collection: str, query: Mapping[str, Any]) -> int:
+        docs = self._data.get(collection, {})
+        doomed = [doc_id for doc_id, doc in docs.items() if _matches(doc, query)]
+        for doc_id in doomed:
+            del docs[doc_id]
+        return len(doomed)
+
     async def ensure_indexes(self, collection: str, fields: list[str]) -> None:
         return None
 
@@ -188,6 +197,10 @@ class MongoDocumentStore:
         if limit:
             cursor = cursor.limit(limit)
         return [doc async for doc in cursor]
+
+    async def delete_where(self, collection: str, query: Mapping[str, Any]) -> int:
+        result = await self._db[collection].delete_many(dict(query))
+        return int(result.deleted_count)
 
     async def ensure_indexes(self, collection: str, fields: list[str]) -> None:
         for field in fields:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from linkwell.devstack import EmbeddedStack, die_with_parent, free_port, stop_process
+from linkwell.partners import with_demo_keys
 
 SERVICES: dict[str, tuple[str, str, int]] = {
     # name: (python package, environment prefix, default port)
@@ -47,7 +48,16 @@ class Network:
         }
         net = cls(root=root, data_dir=data_dir, env=env, ports=ports)
         env.setdefault("LINKWELL_TRACE_FILE", str(data_dir / "traces" / "spans.jsonl"))
-        env.setdefault("LINKWELL_PARTNERS_FILE", str(root / "config" / "partners.demo.json"))
+        if "LINKWELL_PARTNERS_FILE" not in env and "LINKWELL_PARTNERS_FILE" not in (
+            extra_env or {}
+        ):
+            env["LINKWELL_PARTNERS_FILE"] = str(
+                with_demo_keys(
+                    root / "config" / "partners.demo.json",
+                    data_dir / "demo-keys",
+                    data_dir / "partners.json",
+                )
+            )
         env.setdefault("MATCHING_DIRECTORY_FILE", str(root / "config" / "demo-directory.json"))
         for name, (_, prefix, _) in SERVICES.items():
             env[f"{prefix}PORT"] = str(ports[name])

@@ -20,6 +20,9 @@ class Partner(BaseModel):
         default=None, description="For VCSE organisations without an ODS code"
     )
     callback_url: str | None = None
+    public_key: str | None = Field(
+        default=None, description="PEM public key that verifies the partner's bearer tokens"
+    )
 
 
 class PartnerFile(BaseModel):
@@ -30,3 +33,26 @@ def load_partners(path: Path) -> list[Partner]:
     if not path.exists():
         return []
     return PartnerFile.model_validate(json.loads(path.read_text())).partners
+
+
+def with_demo_keys(template: Path, keys_dir: Path, out: Path) -> Path:
+    """The demo registry with a key pair for every partner: private keys stay in `keys_dir`
+    (one PEM per organisation, made once and kept), public keys go into the registry written to
+    `out`. For demonstrations and tests; a real partner makes its own key and sends only the
+    public half."""
+    from linkwell.auth import generate_key
+
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    registry = json.loads(template.read_text())
+    for entry in registry["partners"]:
+        private_file = keys_dir / f"{entry['org_id']}.pem"
+        public_file = keys_dir / f"{entry['org_id']}.pub.pem"
+        if not (private_file.exists() and public_file.exists()):
+            private, public = generate_key()
+            private_file.touch(mode=0o600)
+            private_file.write_text(private)
+            public_file.write_text(public)
+        entry["public_key"] = public_file.read_text()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(registry, indent=1))
+    return out

@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 
+from linkwell.auth import PartnerAuth
 from linkwell.devstack import EmbeddedStack, free_port
 from linkwell.network import Network
+from linkwell.partners import with_demo_keys
 
 GP = "gp-demo-headingley"
 
@@ -61,21 +63,24 @@ class RunningNetwork:
         self.net = net
         self.receiver = receiver
         self.fhir = f"{net.url('referral-intake')}/fhir"
+        self.client = httpx.Client(timeout=10, auth=self.auth(GP))
+
+    def auth(self, org_id: str) -> PartnerAuth:
+        """Signs requests as one of the demo partners (a fresh token per request)."""
+        key = (self.net.data_dir / "demo-keys" / f"{org_id}.pem").read_text()
+        return PartnerAuth(key, org_id, self.net.env["INTAKE_PUBLIC_BASE_URL"])
 
     def post_referral(
         self, resource: dict[str, Any], request_id: str | None = None
     ) -> httpx.Response:
-        headers = {"Content-Type": "application/fhir+json", "X-Partner-Id": GP}
+        headers = {"Content-Type": "application/fhir+json"}
         if request_id:
             headers["X-Request-ID"] = request_id
-        return httpx.post(f"{self.fhir}/ServiceRequest", json=resource, headers=headers, timeout=10)
+        return self.client.post(f"{self.fhir}/ServiceRequest", json=resource, headers=headers)
 
     def task(self, referral_id: str) -> dict[str, Any]:
-        bundle = httpx.get(
-            f"{self.fhir}/Task",
-            params={"focus": f"ServiceRequest/{referral_id}"},
-            headers={"X-Partner-Id": GP},
-            timeout=10,
+        bundle = self.client.get(
+            f"{self.fhir}/Task", params={"focus": f"ServiceRequest/{referral_id}"}
         ).json()
         return bundle["entry"][0]["resource"]
 
@@ -92,6 +97,7 @@ class RunningNetwork:
             time.sleep(0.05)
 
     def close(self) -> None:
+        self.client.close()
         self.net.stop()
         self.receiver.close()
 
@@ -99,11 +105,13 @@ class RunningNetwork:
 def launch(root: Path, data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningNetwork:
     """Start a broker, a database and the four services as processes, all on free ports."""
     receiver = WebhookReceiver()
-    partners = json.loads((root / "config" / "partners.demo.json").read_text())
+    partners_file = with_demo_keys(
+        root / "config" / "partners.demo.json", data_dir / "demo-keys", data_dir / "partners.json"
+    )
+    partners = json.loads(partners_file.read_text())
     for partner in partners["partners"]:
         if partner["org_id"] == GP:
             partner["callback_url"] = receiver.url(f"/webhooks/{GP}")
-    partners_file = data_dir / "partners.json"
     partners_file.write_text(json.dumps(partners))
 
     stack = EmbeddedStack(data_dir, kafka_port=free_port(), mongo_port=free_port()).start()

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
+from linkwell.auth import AuthError, DocumentReplayGuard, TokenVerifier
 from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
@@ -60,6 +61,9 @@ def build(
         lambda: referrals.redrive_stalled(settings.redrive_after_seconds, settings.max_redrives),
     )
     base = settings.public_base_url.rstrip("/")
+    replay = DocumentReplayGuard(documents)
+    verifier = TokenVerifier(registry, settings.token_audience or base, replay)
+    runtime.every("forget-used-tokens", 60.0, replay.forget_expired)
 
     app = runtime.http_app("Linkwell referral-intake (FHIR R4)", version=__version__)
     app.state.runtime = runtime
@@ -67,7 +71,7 @@ def build(
 
     @app.exception_handler(fhir.FhirError)
     async def fhir_error(_: Request, exc: fhir.FhirError) -> JSONResponse:
-        return fhir_response(fhir.operation_outcome(exc.issues), exc.status)
+        return fhir_response(fhir.operation_outcome(exc.issues), exc.status, exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -79,13 +83,16 @@ def build(
             500,
         )
 
-    def partner_of(request: Request) -> Partner:
-        partner_id = request.headers.get("x-partner-id")
-        if not partner_id:
-            raise fhir.FhirError(401, [("login", "No partner identified (X-Partner-Id)", None)])
-        partner = registry.get(partner_id)
-        if partner is None:
-            raise fhir.FhirError(403, [("forbidden", "Unknown partner", None)])
+    async def partner_of(request: Request) -> Partner:
+        try:
+            partner = await verifier.partner(request.headers.get("authorization"))
+        except AuthError as exc:
+            raise fhir.FhirError(
+                exc.status,
+                [("login", exc.message, None)],
+                {"WWW-Authenticate": f'Bearer realm="{base}", error="invalid_token"'},
+            ) from None
+        trace.get_current_span().set_attribute("linkwell.partner", partner.org_id)
         return partner
 
     async def read_body(request: Request) -> bytes:
@@ -110,7 +117,7 @@ def build(
 
     @app.post("/fhir/ServiceRequest")
     async def create_service_request(request: Request) -> JSONResponse:
-        partner = partner_of(request)
+        partner = await partner_of(request)
         data = fhir.parse_json(await read_body(request))
         fhir.parse_service_request(data)
         request_id = request.headers.get("x-request-id")
@@ -119,7 +126,6 @@ def build(
         )
         span = trace.get_current_span()
         span.set_attribute("linkwell.referral_id", referral_id)
-        span.set_attribute("linkwell.partner", partner.org_id)
 
         existing = await referrals.get(referral_id)
         if existing is not None:
@@ -189,10 +195,14 @@ def build(
         )
 
     async def readable(referral_id: str, request: Request) -> dict[str, Any]:
-        partner = partner_of(request)
+        partner = await partner_of(request)
         doc = await referrals.get(referral_id)
         if doc is None or doc["tenant"] != partner.tenant:
             raise fhir.FhirError(404, [("not-found", "No such resource", None)])
+        if not domain.may_see(partner.org_id, partner.kind, partner.tenant, doc):
+            raise fhir.FhirError(
+                403, [("forbidden", "This organisation is not party to the referral", None)]
+            )
         return doc
 
     @app.get("/fhir/ServiceRequest/{referral_id}")
@@ -207,7 +217,7 @@ def build(
 
     @app.get("/fhir/Task")
     async def search_tasks(request: Request, focus: str | None = None) -> JSONResponse:
-        partner = partner_of(request)
+        partner = await partner_of(request)
         if not focus:
             raise fhir.FhirError(400, [("required", "Search needs a focus parameter", "focus")])
         # FHIR search: a comma-separated value means any of them
@@ -219,7 +229,7 @@ def build(
             )
         entries = []
         for doc in await referrals.get_many(referral_ids):
-            if doc["tenant"] != partner.tenant:
+            if not domain.may_see(partner.org_id, partner.kind, partner.tenant, doc):
                 continue
             task = fhir.render_task(doc, base)
             entries.append(

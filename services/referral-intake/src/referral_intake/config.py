@@ -14,6 +14,7 @@ class IntakeSettings(NetworkSettings):
     port: int = 8080
     database: str = "referral_intake"
     public_base_url: str = "http://localhost:8080/fhir"
+    token_audience: str | None = None  # the `aud` partners' tokens must carry; default: base URL
     max_body_bytes: int = 1_000_000
     redrive_after_seconds: float = 30.0
     redrive_every_seconds: float = 5.0

@@ -438,3 +438,27 @@ def history_entry(event: Event, task: dict[str, Any]) -> dict[str, Any]:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+# ---------------------------------------------------------------- who may see a referral
+
+SEES_WHOLE_TENANT = frozenset({"link-worker", "ops"})
+
+
+def parties(doc: dict[str, Any]) -> set[str]:
+    """Organisations party to a referral: its requester and its performer (requested, or the
+    provider holding a place)."""
+    task = doc.get("task") or {}
+    return {
+        org
+        for org in (doc.get("source_org"), doc.get("requested_performer"), task.get("owner"))
+        if org
+    }
+
+
+def may_see(org_id: str, kind: str, tenant: str, doc: dict[str, Any]) -> bool:
+    """Link-worker services (and operators) see their tenant's referrals; GP practices and
+    VCSE organisations see the referrals they made or are asked to perform."""
+    if doc.get("tenant") != tenant:
+        return False
+    return kind in SEES_WHOLE_TENANT or org_id in parties(doc)

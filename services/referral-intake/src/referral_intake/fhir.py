@@ -42,10 +42,16 @@ REQUEST_PRIORITIES = {"routine", "urgent", "asap", "stat"}
 class FhirError(Exception):
     """An HTTP error answered with an OperationOutcome."""
 
-    def __init__(self, status: int, issues: list[tuple[str, str, str | None]]) -> None:
+    def __init__(
+        self,
+        status: int,
+        issues: list[tuple[str, str, str | None]],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__("; ".join(msg for _, msg, _ in issues))
         self.status = status
         self.issues = issues  # (code, diagnostics, expression)
+        self.headers = headers
 
 
 def _safe_name(value: object) -> str:

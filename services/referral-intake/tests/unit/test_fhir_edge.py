@@ -10,16 +10,17 @@ import httpx
 import pytest
 from faststream.kafka import TestKafkaBroker
 
+from linkwell.auth import PartnerAuth, generate_key
 from linkwell.documents import MemoryDocumentStore
 from linkwell_schemas.events import PlaceReserved, ReferralReceived
 from referral_intake.app import build
 from referral_intake.config import IntakeSettings
 
-HEADERS = {"Content-Type": "application/fhir+json", "X-Partner-Id": "gp-demo-headingley"}
+HEADERS = {"Content-Type": "application/fhir+json"}
 
 
 @pytest.fixture
-async def edge(partners) -> AsyncIterator[tuple[httpx.AsyncClient, object, list]]:
+async def edge(partners, sign) -> AsyncIterator[tuple[httpx.AsyncClient, object, list]]:
     app, runtime = build(
         IntakeSettings(redrive_after_seconds=3600), store=MemoryDocumentStore(), partners=partners
     )
@@ -32,7 +33,9 @@ async def edge(partners) -> AsyncIterator[tuple[httpx.AsyncClient, object, list]
     async with TestKafkaBroker(runtime.broker) as broker:
         await runtime.start()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://intake", auth=sign("gp-demo-headingley")
+        ) as client:
             yield client, broker, received
         await runtime.relay.stop()
 
@@ -127,9 +130,7 @@ async def test_completed_request_is_not_a_new_referral(edge, fhir_example) -> No
 @pytest.mark.parametrize(
     ("headers", "body", "status"),
     [
-        ({"Content-Type": "text/plain", "X-Partner-Id": "gp-demo-headingley"}, "{}", 415),
-        ({"Content-Type": "application/fhir+json"}, "{}", 401),
-        ({"Content-Type": "application/fhir+json", "X-Partner-Id": "nobody"}, "{}", 403),
+        ({"Content-Type": "text/plain"}, "{}", 415),
         (HEADERS, "{not json", 400),
         (HEADERS, json.dumps({"resourceType": "Patient"}), 400),
         (
@@ -141,8 +142,6 @@ async def test_completed_request_is_not_a_new_referral(edge, fhir_example) -> No
     ],
     ids=[
         "content-type",
-        "no-partner",
-        "unknown-partner",
         "not-json",
         "wrong-type",
         "no-subject",
@@ -158,7 +157,7 @@ async def test_bad_requests_get_specific_status_and_operation_outcome(
     assert response.json()["resourceType"] == "OperationOutcome"
 
 
-async def test_another_tenant_cannot_read_the_referral(edge, fhir_example) -> None:
+async def test_another_tenant_cannot_read_the_referral(edge, fhir_example, sign) -> None:
     client, _, _ = edge
     created = await client.post(
         "/fhir/ServiceRequest",
@@ -166,11 +165,9 @@ async def test_another_tenant_cannot_read_the_referral(edge, fhir_example) -> No
         content=json.dumps(fhir_example("social-prescribing-referral.json")),
     )
     referral_id = created.json()["id"]
-    other = {"X-Partner-Id": "gp-elsewhere"}
-    assert (await client.get(f"/fhir/Task/{referral_id}", headers=other)).status_code == 404
-    assert (
-        await client.get(f"/fhir/ServiceRequest/{referral_id}", headers=other)
-    ).status_code == 404
+    other = sign("gp-elsewhere")
+    assert (await client.get(f"/fhir/Task/{referral_id}", auth=other)).status_code == 404
+    assert (await client.get(f"/fhir/ServiceRequest/{referral_id}", auth=other)).status_code == 404
 
 
 async def test_capability_statement_lists_what_is_served(edge) -> None:
@@ -200,3 +197,79 @@ async def test_task_search_by_several_referrals_answers_each_once(edge, fhir_exa
     refused = await client.get("/fhir/Task", params={"focus": too_many}, headers=HEADERS)
     assert refused.status_code == 400
     assert refused.json()["issue"][0]["code"] == "too-costly"
+
+
+async def test_requests_without_a_valid_partner_token_are_refused(edge, sign, fhir_example) -> None:
+    client, _, received = edge
+    body = json.dumps(fhir_example("social-prescribing-referral.json"))
+    stranger = PartnerAuth(generate_key()[0], "gp-demo-headingley", "http://localhost:8080/fhir")
+    for auth, why in [
+        (None, "bearer token is required"),
+        (stranger, "signature does not match"),
+        (
+            PartnerAuth(generate_key()[0], "nobody", "http://localhost:8080/fhir"),
+            "not a registered",
+        ),
+    ]:
+        refused = await client.post(
+            "/fhir/ServiceRequest", content=body, headers=HEADERS, auth=auth
+        )
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert why in refused.json()["issue"][0]["diagnostics"]
+    await relay(client)
+    assert received == []
+
+
+async def test_a_token_cannot_be_replayed(edge, sign, fhir_example) -> None:
+    client, _, _ = edge
+    token = {}
+
+    class Capture(httpx.Auth):
+        def auth_flow(self, request):
+            signed = next(sign("gp-demo-headingley").auth_flow(request))
+            token["value"] = signed.headers["authorization"]
+            yield signed
+
+    first = await client.get("/fhir/Task", params={"focus": "ServiceRequest/x"}, auth=Capture())
+    assert first.status_code == 200
+    again = await client.get(
+        "/fhir/Task",
+        params={"focus": "ServiceRequest/x"},
+        headers={"Authorization": token["value"]},
+        auth=None,
+    )
+    assert again.status_code == 401
+    assert "used before" in again.json()["issue"][0]["diagnostics"]
+
+
+async def test_only_parties_to_a_referral_and_link_workers_see_it(edge, sign, fhir_example) -> None:
+    client, broker, _ = edge
+    created = await client.post(
+        "/fhir/ServiceRequest",
+        headers=HEADERS,
+        content=json.dumps(fhir_example("social-prescribing-referral.json")),
+    )
+    referral_id = created.json()["id"]
+    task_url = f"/fhir/Task/{referral_id}"
+    assert (await client.get(task_url, auth=sign("gp-next-door"))).status_code == 403
+    assert (await client.get(task_url, auth=sign("vcse-walk"))).status_code == 403
+    assert (await client.get(task_url, auth=sign("link-worker"))).status_code == 200
+    search = await client.get(
+        "/fhir/Task", params={"focus": f"ServiceRequest/{referral_id}"}, auth=sign("gp-next-door")
+    )
+    assert search.json()["total"] == 0
+
+    held = PlaceReserved(
+        producer="capacity",
+        tenant="demo-region",
+        correlation_id=referral_id,
+        referral_id=referral_id,
+        asset_id="hyde-park-walking-for-health",
+        asset_name="Hyde Park Walking for Health",
+        provider_org="vcse-walk",
+        hold_expires_at=datetime.now(UTC) + timedelta(days=3),
+    )
+    await broker.publish(held.model_dump_json().encode(), PlaceReserved.topic)
+    # the provider holding the place is now a party: it sees the Task
+    assert (await client.get(task_url, auth=sign("vcse-walk"))).status_code == 200
