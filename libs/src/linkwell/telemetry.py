@@ -82,6 +82,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def current_trace_id() -> str | None:
+    """The id of the trace being recorded now (for audit records), if any."""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else None
+
+
 def default_trace_file() -> Path:
     return Path(os.environ.get("LINKWELL_TRACE_FILE", "data/traces/spans.jsonl")).resolve()
 

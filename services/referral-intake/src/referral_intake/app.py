@@ -17,6 +17,7 @@ from linkwell.auth import AuthError, DocumentReplayGuard, TokenVerifier
 from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
+from linkwell.telemetry import current_trace_id
 from linkwell_schemas.events import Organisation, Priority, ReferralReceived
 from referral_intake import __version__, domain, fhir, handlers
 from referral_intake.config import IntakeSettings
@@ -93,13 +94,17 @@ def build(
                 {"WWW-Authenticate": f'Bearer realm="{base}", error="invalid_token"'},
             ) from None
         trace.get_current_span().set_attribute("linkwell.partner", partner.org_id)
+        request.state.partner = partner
         return partner
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(
+        request: Request, accepted: frozenset[str] | set[str] = fhir.ACCEPTED_CONTENT_TYPES
+    ) -> bytes:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in fhir.ACCEPTED_CONTENT_TYPES:
+        if content_type not in accepted:
             raise fhir.FhirError(
-                415, [("not-supported", "Content-Type must be application/fhir+json", None)]
+                415,
+                [("not-supported", f"Content-Type must be {' or '.join(sorted(accepted))}", None)],
             )
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
@@ -210,10 +215,57 @@ def build(
         doc = await readable(referral_id, request)
         return fhir_response(doc["service_request"])
 
+    def task_response(doc: dict[str, Any]) -> JSONResponse:
+        return fhir_response(fhir.render_task(doc, base), 200, {"ETag": f'W/"{doc.get("_v", 1)}"'})
+
     @app.get("/fhir/Task/{referral_id}")
     async def read_task(referral_id: str, request: Request) -> JSONResponse:
+        return task_response(await readable(referral_id, request))
+
+    @app.get("/fhir/Task/{referral_id}/_history")
+    async def task_history(referral_id: str, request: Request) -> JSONResponse:
         doc = await readable(referral_id, request)
-        return fhir_response(fhir.render_task(doc, base))
+        return fhir_response(fhir.render_task_history(doc, base))
+
+    async def change_task(
+        request: Request, partner: Partner, referral_id: str, new_task: dict[str, Any]
+    ) -> JSONResponse:
+        if new_task.get("id") not in (None, referral_id):
+            raise fhir.FhirError(400, [("invalid", "Task.id does not match the URL", "Task.id")])
+        try:
+            doc = await referrals.change_by_partner(
+                referral_id,
+                partner.org_id,
+                partner.kind,
+                new_task,
+                fhir.if_match_version(request.headers.get("if-match")),
+                current_trace_id(),
+            )
+        except domain.TaskChangeRefused as refused:
+            raise fhir.FhirError(
+                refused.status, [(refused.code, refused.message, refused.path)]
+            ) from None
+        return task_response(doc)
+
+    @app.put("/fhir/Task/{referral_id}")
+    async def update_task(referral_id: str, request: Request) -> JSONResponse:
+        """The performer accepts, declines (with a reason), records attendance or completes
+        (with an outcome in Task.output); the requester cancels."""
+        doc = await readable(referral_id, request)
+        partner = request.state.partner
+        data = fhir.parse_json(await read_body(request))
+        fhir.validate_structure(data, "Task", fhir.Task)
+        return await change_task(request, partner, doc["_id"], data)
+
+    @app.patch("/fhir/Task/{referral_id}")
+    async def patch_task(referral_id: str, request: Request) -> JSONResponse:
+        """The same changes as PUT, as a JSON Patch (RFC 6902) on the current Task."""
+        doc = await readable(referral_id, request)
+        partner = request.state.partner
+        operations = fhir.parse_json_patch(await read_body(request, fhir.JSON_PATCH_TYPES))
+        patched = fhir.apply_json_patch(fhir.render_task(doc, base), operations)
+        fhir.validate_structure(patched, "Task", fhir.Task)
+        return await change_task(request, partner, doc["_id"], patched)
 
     @app.get("/fhir/Task")
     async def search_tasks(request: Request, focus: str | None = None) -> JSONResponse:

@@ -25,6 +25,7 @@ from linkwell_schemas.events import (
     PlaceReleased,
     PlaceReserved,
     ReferralEscalated,
+    ReferralStatus,
     ReferralUpdated,
     Waitlisted,
 )
@@ -331,7 +332,8 @@ class TaskState:
     owner: str | None = None
     held_asset: dict[str, Any] | None = None
     waitlist: dict[str, Any] | None = None
-    status_reason: str | None = None
+    status_reason: str | None = None  # coded (DECLINE_REASONS)
+    status_reason_text: str | None = None  # the partner's words: on the Task only, never in events
     outcome: str | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     last_event_at: str | None = None
@@ -409,9 +411,12 @@ def apply_event(task: dict[str, Any], event: Event) -> dict[str, Any]:
         }
         state.status = status_map[event.status.value]
         state.business_status = event.status.value
-        state.business_text = f"Referral {event.status.value}"
-        state.status_reason = event.reason
-        state.outcome = event.outcome
+        state.business_text = f"Referral {event.status.value} by {event.by or event.producer}"
+        if event.status is ReferralStatus.declined:
+            state.status_reason = event.reason
+            state.business_text += f": {DECLINE_REASONS.get(event.reason or '', event.reason)}"
+        if event.status is ReferralStatus.completed:
+            state.outcome = event.outcome
     if newer:
         state.last_event_at = at
     return state.__dict__
@@ -462,3 +467,139 @@ def may_see(org_id: str, kind: str, tenant: str, doc: dict[str, Any]) -> bool:
     if doc.get("tenant") != tenant:
         return False
     return kind in SEES_WHOLE_TENANT or org_id in parties(doc)
+
+
+# ---------------------------------------------------------------- partners changing the Task
+
+PERSON_DECLINED_SNOMED = SOCIAL_PRESCRIBING_DECLINED
+DECLINE_REASON_SYSTEM = "https://linkwell.example/CodeSystem/decline-reason"
+# coded so the reason can travel in events without free text (which may name the person)
+DECLINE_REASONS = {
+    "person-declined": "The person declined",
+    "not-suitable": "The activity is not suitable for this person",
+    "no-capacity": "No place after all",
+    "unable-to-contact": "The person could not be contacted",
+    "other": "Another reason (see the Task)",
+}
+
+# Task.status a partner may set -> (what it means, who may set it, from which Task.status)
+CHANGES: dict[str, tuple[ReferralStatus, str, frozenset[str]]] = {
+    "accepted": (ReferralStatus.accepted, "performer", frozenset({"requested", "received"})),
+    "rejected": (
+        ReferralStatus.declined,
+        "performer",
+        frozenset({"requested", "received", "accepted"}),
+    ),
+    "in-progress": (ReferralStatus.attended, "performer", frozenset({"accepted", "in-progress"})),
+    "completed": (ReferralStatus.completed, "performer", frozenset({"accepted", "in-progress"})),
+    "cancelled": (
+        ReferralStatus.cancelled,
+        "requester",
+        frozenset({"requested", "received", "accepted", "in-progress"}),
+    ),
+}
+
+
+class TaskChangeRefused(Exception):
+    """A partner's change to a Task that the network will not make."""
+
+    def __init__(self, status: int, code: str, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.path = path
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    status: ReferralStatus
+    reason_code: str | None = None
+    reason_text: str | None = None
+    outcome: str | None = None
+
+
+def roles_of(org_id: str, kind: str, doc: dict[str, Any]) -> set[str]:
+    roles = set()
+    if kind in SEES_WHOLE_TENANT:
+        roles |= {"requester", "performer"}
+    if org_id == doc.get("source_org"):
+        roles.add("requester")
+    if org_id in {doc.get("requested_performer"), (doc.get("task") or {}).get("owner")} - {None}:
+        roles.add("performer")
+    return roles
+
+
+def decline_reason(status_reason: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(coded reason, free text) from a Task.statusReason."""
+    if not status_reason:
+        return None, None
+    code = None
+    for coding in status_reason.get("coding") or []:
+        if coding.get("code") == PERSON_DECLINED_SNOMED:
+            code = "person-declined"
+        elif (
+            coding.get("system") == DECLINE_REASON_SYSTEM and coding.get("code") in DECLINE_REASONS
+        ):
+            code = coding["code"]
+    return code, status_reason.get("text")
+
+
+def outcome_of(outputs: list[dict[str, Any]] | None) -> str | None:
+    for output in outputs or []:
+        if (output.get("type") or {}).get("text") == "outcome":
+            value = output.get("valueString") or (output.get("valueCodeableConcept") or {}).get(
+                "text"
+            )
+            if value:
+                return str(value)
+    return None
+
+
+def partner_change(
+    doc: dict[str, Any], org_id: str, kind: str, new_task: dict[str, Any]
+) -> TaskChange | None:
+    """What a partner's new version of the Task asks for, or TaskChangeRefused. None when the
+    Task status is unchanged and there is nothing to record."""
+    current = doc["task"]["status"]
+    wanted = new_task.get("status")
+    if wanted == current and wanted != "in-progress":
+        return None
+    if wanted not in CHANGES:
+        raise TaskChangeRefused(
+            422,
+            "business-rule",
+            f"A partner can set Task.status to {', '.join(CHANGES)}; not {wanted!s:.20}",
+            "Task.status",
+        )
+    meaning, role, allowed_from = CHANGES[wanted]
+    if role not in roles_of(org_id, kind, doc):
+        raise TaskChangeRefused(
+            403,
+            "forbidden",
+            f"Only the referral's {role} can set Task.status to {wanted}",
+            "Task.status",
+        )
+    if current not in allowed_from:
+        raise TaskChangeRefused(
+            409,
+            "conflict",
+            f"Task.status cannot go from {current} to {wanted}",
+            "Task.status",
+        )
+    code, text = decline_reason(new_task.get("statusReason"))
+    if meaning is ReferralStatus.declined and code is None:
+        raise TaskChangeRefused(
+            422,
+            "required",
+            "Declining needs Task.statusReason coded from "
+            f"{DECLINE_REASON_SYSTEM} ({', '.join(DECLINE_REASONS)}) or SNOMED "
+            f"{PERSON_DECLINED_SNOMED} (the person declined)",
+            "Task.statusReason",
+        )
+    return TaskChange(
+        status=meaning,
+        reason_code=code if meaning is ReferralStatus.declined else None,
+        reason_text=text,
+        outcome=outcome_of(new_task.get("output")) if meaning is ReferralStatus.completed else None,
+    )

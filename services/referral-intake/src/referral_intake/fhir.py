@@ -11,10 +11,16 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
-from referral_intake.domain import SNOMED, SOCIAL_PRESCRIBING_REFERRAL
+from referral_intake.domain import (
+    DECLINE_REASON_SYSTEM,
+    SNOMED,
+    SOCIAL_PRESCRIBING_DECLINED,
+    SOCIAL_PRESCRIBING_REFERRAL,
+)
 
 FHIR_JSON = "application/fhir+json"
-ACCEPTED_CONTENT_TYPES = {"application/fhir+json", "application/json"}
+ACCEPTED_CONTENT_TYPES = frozenset({"application/fhir+json", "application/json"})
+JSON_PATCH_TYPES = frozenset({"application/json-patch+json"})
 
 REQUEST_STATUSES = {
     "draft",
@@ -94,32 +100,37 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_service_request(data: dict[str, Any]) -> ServiceRequest:
-    resource_type = data.get("resourceType")
-    if resource_type != "ServiceRequest":
+def validate_structure(data: dict[str, Any], resource_type: str, model: type[Any]) -> Any:
+    """The resource parsed as FHIR R4 (`fhir.resources.R4B`), or 400 naming each bad element."""
+    found = data.get("resourceType")
+    if found != resource_type:
         raise FhirError(
             400,
             [
                 (
                     "invalid",
-                    f"Expected resourceType ServiceRequest, got {_safe_name(resource_type)}",
+                    f"Expected resourceType {resource_type}, got {_safe_name(found)}",
                     "resourceType",
                 )
             ],
         )
     try:
-        model = ServiceRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         issues = []
         for err in exc.errors(include_input=False, include_url=False):
             issues.append(
                 (
                     "structure" if err["type"] == "extra_forbidden" else "value",
-                    f"{_path('ServiceRequest', err['loc'])}: {err['msg']}",
-                    _path("ServiceRequest", err["loc"]),
+                    f"{_path(resource_type, err['loc'])}: {err['msg']}",
+                    _path(resource_type, err["loc"]),
                 )
             )
         raise FhirError(400, issues) from None
+
+
+def parse_service_request(data: dict[str, Any]) -> ServiceRequest:
+    model: ServiceRequest = validate_structure(data, "ServiceRequest", ServiceRequest)
     problems = check_referral(data)
     if problems:
         raise FhirError(
@@ -223,7 +234,6 @@ def render_task(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
             ]
         },
         "focus": {"reference": f"ServiceRequest/{sr_id}"},
-        "for": doc["service_request"].get("subject"),
         "authoredOn": doc["received_at"],
         "lastModified": doc["updated_at"],
         "requester": {
@@ -233,12 +243,28 @@ def render_task(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
             }
         },
     }
+    subject = doc["service_request"].get("subject") or {}
+    if not str(subject.get("reference", "")).startswith("#"):  # contained: not resolvable here
+        task["for"] = subject
     if t.get("owner"):
         task["owner"] = {
             "identifier": {"system": "https://linkwell.example/Id/partner", "value": t["owner"]}
         }
-    if t.get("status_reason"):
-        task["statusReason"] = {"text": t["status_reason"]}
+    if t.get("status_reason") or t.get("status_reason_text"):
+        reason: dict[str, Any] = {}
+        if t.get("status_reason") == "person-declined":
+            reason["coding"] = [
+                {
+                    "system": SNOMED,
+                    "code": SOCIAL_PRESCRIBING_DECLINED,
+                    "display": "Social prescribing declined",
+                }
+            ]
+        elif t.get("status_reason"):
+            reason["coding"] = [{"system": DECLINE_REASON_SYSTEM, "code": t["status_reason"]}]
+        if t.get("status_reason_text"):
+            reason["text"] = t["status_reason_text"]
+        task["statusReason"] = reason
     outputs = []
     if t.get("held_asset"):
         asset = t["held_asset"]
@@ -279,6 +305,93 @@ def render_task(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
         task["note"] = notes
     Task.model_validate(task)  # what we serve is valid R4
     return task
+
+
+def render_task_history(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """Every change of the Task, newest first, as a FHIR history Bundle: what it became, when,
+    who made the change (the partner, or the network service whose event moved it)."""
+    current = render_task(doc, base_url)
+    entries = []
+    history = [h for h in doc.get("history", []) if h.get("changed") or h["event"] == "received"]
+    for version, h in reversed(list(enumerate(history, start=1))):
+        snapshot = {
+            "resourceType": "Task",
+            "id": current["id"],
+            "meta": {"versionId": str(version), "lastUpdated": h["at"]},
+            "status": h["status"],
+            "businessStatus": {
+                "coding": [
+                    {
+                        "system": "https://linkwell.example/CodeSystem/referral-state",
+                        "code": h["business_status"],
+                    }
+                ]
+            },
+            "intent": "order",
+            "focus": current["focus"],
+            "lastModified": h["at"],
+        }
+        entries.append(
+            {
+                "fullUrl": f"{base_url}/Task/{current['id']}",
+                "resource": snapshot,
+                "request": {
+                    "method": "POST" if h["event"] == "received" else "PUT",
+                    "url": f"Task/{current['id']}",
+                },
+                "response": {"status": "200", "lastModified": h["at"]},
+                "extension": [
+                    {
+                        "url": "https://linkwell.example/StructureDefinition/changed-by",
+                        "valueString": f"{h['by']} ({h['event']})",
+                    }
+                ],
+            }
+        )
+    bundle = {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+    return bundle
+
+
+def if_match_version(header: str | None) -> int | None:
+    """The version in an If-Match header (`W/"3"`), or 400 when it is not one of ours."""
+    if not header:
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise FhirError(400, [("invalid", 'If-Match must be a version ETag such as W/"3"', None)])
+    return int(value)
+
+
+def parse_json_patch(body: bytes) -> list[dict[str, Any]]:
+    try:
+        operations = json.loads(body)
+    except ValueError:
+        raise FhirError(400, [("structure", "Body is not valid JSON", None)]) from None
+    if not isinstance(operations, list) or not all(
+        isinstance(op, dict) and isinstance(op.get("op"), str) for op in operations
+    ):
+        raise FhirError(
+            400, [("structure", "A JSON Patch is a list of operations with an op", None)]
+        )
+    return operations
+
+
+def apply_json_patch(task: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    import jsonpatch
+    import jsonpointer
+
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(task)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        kind = "failed test" if isinstance(exc, jsonpatch.JsonPatchTestFailed) else "invalid"
+        raise FhirError(
+            422, [("processing", f"The patch cannot be applied ({kind} operation)", None)]
+        ) from None
+    except (TypeError, KeyError, ValueError):
+        raise FhirError(400, [("structure", "The patch is malformed", None)]) from None
+    if not isinstance(patched, dict):
+        raise FhirError(422, [("processing", "The patch does not leave a Task", None)])
+    return patched
 
 
 def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from linkwell.messaging import Consumer
+from linkwell.telemetry import current_trace_id
 from linkwell_schemas.events import (
     DeliveryRecorded,
     Event,
@@ -28,7 +29,11 @@ TASK_EVENTS: tuple[type[Event], ...] = (
 
 def register(consumer: Consumer, referrals: ReferralStore) -> None:
     async def update_task(event: Event) -> None:
-        await referrals.record(event.referral_id, event)  # type: ignore[attr-defined]
+        await referrals.record(
+            event.referral_id,  # type: ignore[attr-defined]
+            event,
+            trace_id=current_trace_id(),
+        )
 
     for event_type in TASK_EVENTS:
         consumer.subscribe(event_type, update_task)

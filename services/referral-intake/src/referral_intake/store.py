@@ -8,10 +8,11 @@ from typing import Any
 
 from linkwell.documents import DocumentStore, add_event, change, has_seen, mark_seen
 from linkwell.messaging import PermanentError
-from linkwell_schemas.events import Event, ReferralReceived
+from linkwell_schemas.events import Event, ReferralReceived, ReferralUpdated
 from referral_intake import domain
 
 REFERRALS = "referrals"
+SERVICE = "referral-intake"
 
 
 class ReferralStore:
@@ -50,7 +51,7 @@ class ReferralStore:
         assert written is not None
         return created, written
 
-    async def record(self, referral_id: str, event: Event) -> None:
+    async def record(self, referral_id: str, event: Event, trace_id: str | None = None) -> None:
         """Apply a downstream event to the referral's Task, once."""
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -58,8 +59,17 @@ class ReferralStore:
                 raise PermanentError(f"event about an unknown referral ({event.topic})")
             if has_seen(current, str(event.event_id)):
                 return None
+            before = (current["task"]["status"], current["task"]["business_status"])
             current["task"] = domain.apply_event(current["task"], event)
-            current.setdefault("history", []).append(domain.history_entry(event, current["task"]))
+            entry = domain.history_entry(event, current["task"])
+            entry["trace_id"] = trace_id
+            after = (current["task"]["status"], current["task"]["business_status"])
+            if after != before:
+                entry["changed"] = {
+                    "status": [before[0], after[0]],
+                    "business_status": [before[1], after[1]],
+                }
+            current.setdefault("history", []).append(entry)
             current["stage"] = "in-network"
             current["updated_at"] = domain.now_iso()
             current["moved_at"] = time.time()
@@ -67,6 +77,62 @@ class ReferralStore:
             return current
 
         await change(self.documents, REFERRALS, referral_id, apply)
+
+    async def change_by_partner(
+        self,
+        referral_id: str,
+        org_id: str,
+        kind: str,
+        new_task: dict[str, Any],
+        expected_version: int | None,
+        trace_id: str | None,
+    ) -> dict[str, Any]:
+        """A partner's new version of the Task: checked (who, from which state, with what
+        reason), applied, audited and published as intake.referral-updated.v1, in one write."""
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None:
+                raise domain.TaskChangeRefused(404, "not-found", "No such resource")
+            if expected_version is not None and int(current.get("_v", 1)) != expected_version:
+                raise domain.TaskChangeRefused(
+                    412, "conflict", "The Task has changed since that version (If-Match)"
+                )
+            wanted = domain.partner_change(current, org_id, kind, new_task)
+            if wanted is None:
+                return None
+            before = (current["task"]["status"], current["task"]["business_status"])
+            event = ReferralUpdated(
+                producer=SERVICE,
+                tenant=current["tenant"],
+                correlation_id=referral_id,
+                referral_id=referral_id,
+                status=wanted.status,
+                reason=wanted.reason_code,
+                outcome=wanted.outcome,
+                by=org_id,
+            )
+            current["task"] = domain.apply_event(current["task"], event)
+            if wanted.reason_text is not None:
+                current["task"]["status_reason_text"] = wanted.reason_text
+            entry = domain.history_entry(event, current["task"])
+            entry["by"] = org_id
+            entry["trace_id"] = trace_id
+            entry["changed"] = {
+                "status": [before[0], current["task"]["status"]],
+                "business_status": [before[1], current["task"]["business_status"]],
+            }
+            current.setdefault("history", []).append(entry)
+            current["updated_at"] = domain.now_iso()
+            current["moved_at"] = time.time()
+            mark_seen(current, str(event.event_id))
+            add_event(current, event)
+            return current
+
+        written = await change(
+            self.documents, REFERRALS, referral_id, apply, on_written=self.on_written
+        )
+        assert written is not None
+        return written
 
     async def redrive_stalled(self, older_than_seconds: float, max_redrives: int) -> int:
         """Re-publish the received event of referrals nobody downstream has answered.

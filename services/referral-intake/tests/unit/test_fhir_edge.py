@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from faststream.kafka import TestKafkaBroker
 
 from linkwell.auth import PartnerAuth, generate_key
-from linkwell.documents import MemoryDocumentStore
-from linkwell_schemas.events import PlaceReserved, ReferralReceived
-from referral_intake.app import build
-from referral_intake.config import IntakeSettings
+from linkwell_schemas.events import PlaceReserved
 
 HEADERS = {"Content-Type": "application/fhir+json"}
-
-
-@pytest.fixture
-async def edge(partners, sign) -> AsyncIterator[tuple[httpx.AsyncClient, object, list]]:
-    app, runtime = build(
-        IntakeSettings(redrive_after_seconds=3600), store=MemoryDocumentStore(), partners=partners
-    )
-    received: list[ReferralReceived] = []
-
-    @runtime.broker.subscriber(ReferralReceived.topic, group_id="test-observer")
-    async def observe(body: dict) -> None:
-        received.append(ReferralReceived.model_validate(body))
-
-    async with TestKafkaBroker(runtime.broker) as broker:
-        await runtime.start()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://intake", auth=sign("gp-demo-headingley")
-        ) as client:
-            yield client, broker, received
-        await runtime.relay.stop()
 
 
 async def relay(client) -> None:
