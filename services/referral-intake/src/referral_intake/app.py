@@ -62,6 +62,13 @@ def build(
         lambda: referrals.redrive_stalled(settings.redrive_after_seconds, settings.max_redrives),
     )
     base = settings.public_base_url.rstrip("/")
+    by_identifier: dict[tuple[str | None, str | None], str] = {}
+    for p in registry.values():
+        by_identifier[(domain.NETWORK_ORG_SYSTEM, p.org_id)] = p.org_id
+        if p.ods_code:
+            by_identifier[(domain.ODS_SYSTEM, p.ods_code)] = p.org_id
+        if p.network_identifier:
+            by_identifier[(domain.NETWORK_ORG_SYSTEM, p.network_identifier)] = p.org_id
     replay = DocumentReplayGuard(documents)
     verifier = TokenVerifier(registry, settings.token_audience or base, replay)
     runtime.every("forget-used-tokens", 60.0, replay.forget_expired)
@@ -125,7 +132,19 @@ def build(
         partner = await partner_of(request)
         data = fhir.parse_json(await read_body(request))
         fhir.parse_service_request(data)
+        performer = requested_performer(data)
         request_id = request.headers.get("x-request-id")
+        condition = fhir.if_none_exist_identifier(request.headers.get("if-none-exist"))
+        if condition is not None:
+            # conditional create: the identifier decides the referral id, so "exists" is a read
+            match_id = domain.referral_id_for(partner.tenant, partner.org_id, [condition], None)
+            existing = await referrals.get(match_id)
+            if existing is not None:
+                return fhir_response(
+                    existing["service_request"],
+                    200,
+                    {"Location": f"{base}/ServiceRequest/{match_id}", "ETag": 'W/"1"'},
+                )
         referral_id = domain.referral_id_for(
             partner.tenant, partner.org_id, data.get("identifier") or [], request_id
         )
@@ -157,7 +176,7 @@ def build(
             source=Organisation(
                 org_id=partner.org_id, kind=partner.kind if partner.kind != "ops" else None
             ),
-            requested_performer=None,
+            requested_performer=performer,
             priority=Priority(data.get("priority") or "routine"),
             needs=domain.needs_of(data),
             interests=domain.interests_of(data),
@@ -172,6 +191,7 @@ def build(
             "_id": referral_id,
             "tenant": partner.tenant,
             "source_org": partner.org_id,
+            "requested_performer": performer,
             "request_id": request_id,
             "service_request": stored,
             "task": domain.TaskState().__dict__,
@@ -198,6 +218,34 @@ def build(
             status,
             {"Location": f"{base}/ServiceRequest/{referral_id}", "ETag": 'W/"1"'},
         )
+
+    def requested_performer(data: dict[str, Any]) -> str | None:
+        """The network organisation asked to perform the referral (a two-way referral names a
+        link-worker service, a VCSE organisation or a practice), or None: left to matching."""
+        performers = data.get("performer") or []
+        if not performers:
+            return None
+        ref = performers[0]
+        identifier = ref.get("identifier")
+        if identifier is None and str(ref.get("reference", "")).startswith("#"):
+            for res in data.get("contained") or []:
+                if res.get("id") == ref["reference"][1:]:
+                    identifier = (res.get("identifier") or [None])[0]
+        if not identifier:
+            return None  # a reference into the sender's own system: matching decides
+        org = by_identifier.get((identifier.get("system"), identifier.get("value")))
+        if org is None:
+            raise fhir.FhirError(
+                422,
+                [
+                    (
+                        "not-found",
+                        "ServiceRequest.performer[0]: not an organisation in this network",
+                        "ServiceRequest.performer[0]",
+                    )
+                ],
+            )
+        return org
 
     async def readable(referral_id: str, request: Request) -> dict[str, Any]:
         partner = await partner_of(request)

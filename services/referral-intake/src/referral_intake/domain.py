@@ -603,3 +603,24 @@ def partner_change(
         reason_text=text,
         outcome=outcome_of(new_task.get("output")) if meaning is ReferralStatus.completed else None,
     )
+
+
+# ---------------------------------------------------------------- identifiers
+
+NETWORK_ORG_SYSTEM = "https://linkwell.example/Id/partner"
+
+
+def valid_nhs_number(value: str) -> bool:
+    """NHS number check digit (Modulus 11): weights 10..2 on the first nine digits."""
+    digits = value.replace(" ", "")
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def valid_ods_code(value: str) -> bool:
+    return 3 <= len(value) <= 10 and value.isalnum() and value.upper() == value

@@ -13,9 +13,13 @@ from pydantic import ValidationError
 
 from referral_intake.domain import (
     DECLINE_REASON_SYSTEM,
+    NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
     SNOMED,
     SOCIAL_PRESCRIBING_DECLINED,
     SOCIAL_PRESCRIBING_REFERRAL,
+    valid_nhs_number,
+    valid_ods_code,
 )
 
 FHIR_JSON = "application/fhir+json"
@@ -158,6 +162,7 @@ def check_referral(data: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("ServiceRequest.intent", "code not in RequestIntent value set"))
     if data.get("priority") and data["priority"] not in REQUEST_PRIORITIES:
         problems.append(("ServiceRequest.priority", "code not in RequestPriority value set"))
+    problems += identifier_problems(data)
     subject = data.get("subject")
     if not subject or not (subject.get("reference") or subject.get("identifier")):
         problems.append(("ServiceRequest.subject", "required element missing"))
@@ -174,6 +179,39 @@ def check_referral(data: dict[str, Any]) -> list[tuple[str, str]]:
                     "contained Patient not found for this reference",
                 )
             )
+    return problems
+
+
+def identifier_problems(
+    data: dict[str, Any], prefix: str = "ServiceRequest"
+) -> list[tuple[str, str]]:
+    """NHS numbers must pass their check digit; ODS codes must look like ODS codes. The values
+    themselves are never repeated back."""
+    problems: list[tuple[str, str]] = []
+
+    def check(identifier: Any, path: str) -> None:
+        if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+            return
+        system, value = identifier.get("system"), identifier["value"]
+        if system == NHS_NUMBER_SYSTEM and not valid_nhs_number(value):
+            problems.append((f"{path}.value", "not a valid NHS number (Modulus 11 check digit)"))
+        if system == ODS_SYSTEM and not valid_ods_code(value):
+            problems.append((f"{path}.value", "not a valid ODS organisation code"))
+
+    subject = data.get("subject")
+    if isinstance(subject, dict):
+        check(subject.get("identifier"), f"{prefix}.subject.identifier")
+    for key in ("requester",):
+        ref = data.get(key)
+        if isinstance(ref, dict):
+            check(ref.get("identifier"), f"{prefix}.{key}.identifier")
+    for n, ref in enumerate(data.get("performer") or []):
+        if isinstance(ref, dict):
+            check(ref.get("identifier"), f"{prefix}.performer[{n}].identifier")
+    for c, res in enumerate(data.get("contained") or []):
+        if isinstance(res, dict) and res.get("resourceType") == "Patient":
+            for n, ident in enumerate(res.get("identifier") or []):
+                check(ident, f"{prefix}.contained[{c}].identifier[{n}]")
     return problems
 
 
@@ -350,6 +388,32 @@ def render_task_history(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
         )
     bundle = {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
     return bundle
+
+
+def if_none_exist_identifier(header: str | None) -> dict[str, str] | None:
+    """The identifier of a conditional create (`If-None-Exist: identifier=system|value`)."""
+    if not header:
+        return None
+    from urllib.parse import parse_qsl
+
+    params = parse_qsl(header.strip().lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
+        raise FhirError(
+            400,
+            [
+                (
+                    "not-supported",
+                    "If-None-Exist supports one parameter: identifier=system|value",
+                    None,
+                )
+            ],
+        )
+    system, bar, value = params[0][1].rpartition("|")
+    if not bar:
+        system, value = "", params[0][1]
+    if not value:
+        raise FhirError(400, [("invalid", "If-None-Exist identifier has no value", None)])
+    return {"system": system, "value": value}
 
 
 def if_match_version(header: str | None) -> int | None:
