@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
@@ -25,6 +25,7 @@ from referral_intake.store import REFERRALS, ReferralStore
 
 SERVICE = "referral-intake"
 MAX_SEARCH_VALUES = 100
+SEARCH_PARAMS = {"focus", "status", "owner", "requester", "_count"}
 log = logging.getLogger(__name__)
 
 
@@ -316,19 +317,63 @@ def build(
         return await change_task(request, partner, doc["_id"], patched)
 
     @app.get("/fhir/Task")
-    async def search_tasks(request: Request, focus: str | None = None) -> JSONResponse:
+    async def search_tasks(
+        request: Request,
+        focus: str | None = None,
+        status: str | None = None,
+        owner: str | None = None,
+        requester: str | None = None,
+        count: int = Query(default=50, alias="_count"),
+    ) -> JSONResponse:
+        """Tasks by focus (any of several referrals), status (any of several), owner or
+        requester (an organisation: `Organization/<id>`, `<system>|<id>` or `<id>`). Only
+        Tasks the partner may see are returned."""
         partner = await partner_of(request)
-        if not focus:
-            raise fhir.FhirError(400, [("required", "Search needs a focus parameter", "focus")])
-        # FHIR search: a comma-separated value means any of them
-        referral_ids = list(dict.fromkeys(v.rsplit("/", 1)[-1] for v in focus.split(",") if v))
-        if len(referral_ids) > MAX_SEARCH_VALUES:
+        unknown = set(request.query_params) - SEARCH_PARAMS
+        if unknown:
             raise fhir.FhirError(
                 400,
-                [("too-costly", f"At most {MAX_SEARCH_VALUES} focus values per search", "focus")],
+                [
+                    (
+                        "not-supported",
+                        f"Unsupported search parameter {sorted(unknown)[0]!s:.40}",
+                        None,
+                    )
+                ],
             )
+        if not (focus or status or owner or requester):
+            raise fhir.FhirError(
+                400,
+                [("required", "Search needs focus, status, owner or requester", None)],
+            )
+        if not 1 <= count <= MAX_SEARCH_VALUES:
+            raise fhir.FhirError(
+                400, [("invalid", f"_count must be 1 to {MAX_SEARCH_VALUES}", "_count")]
+            )
+        query: dict[str, Any] = {"tenant": partner.tenant}
+        if focus:
+            # FHIR search: a comma-separated value means any of them
+            ids = list(dict.fromkeys(v.rsplit("/", 1)[-1] for v in focus.split(",") if v))
+            if len(ids) > MAX_SEARCH_VALUES:
+                raise fhir.FhirError(
+                    400,
+                    [
+                        (
+                            "too-costly",
+                            f"At most {MAX_SEARCH_VALUES} focus values per search",
+                            "focus",
+                        )
+                    ],
+                )
+            query["_id"] = {"$in": ids}
+        if status:
+            query["task.status"] = {"$in": [s for s in status.split(",") if s]}
+        if owner:
+            query["task.owner"] = fhir.organisation_param(owner)
+        if requester:
+            query["source_org"] = fhir.organisation_param(requester)
         entries = []
-        for doc in await referrals.get_many(referral_ids):
+        for doc in await referrals.search(query, limit=count):
             if not domain.may_see(partner.org_id, partner.kind, partner.tenant, doc):
                 continue
             task = fhir.render_task(doc, base)

@@ -390,6 +390,11 @@ def render_task_history(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
     return bundle
 
 
+def organisation_param(value: str) -> str:
+    """An organisation in a search: `Organization/<id>`, `<system>|<id>` or just `<id>`."""
+    return value.rsplit("|", 1)[-1].rsplit("/", 1)[-1]
+
+
 def if_none_exist_identifier(header: str | None) -> dict[str, str] | None:
     """The identifier of a conditional create (`If-None-Exist: identifier=system|value`)."""
     if not header:

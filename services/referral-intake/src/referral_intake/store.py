@@ -21,15 +21,16 @@ class ReferralStore:
         self.on_written = on_written
 
     async def setup(self) -> None:
-        await self.documents.ensure_indexes(REFERRALS, ["stage", "moved_at"])
+        await self.documents.ensure_indexes(
+            REFERRALS, ["stage", "moved_at", "tenant", "task.owner", "source_org", "received_at"]
+        )
 
     async def get(self, referral_id: str) -> dict[str, Any] | None:
         return await self.documents.get(REFERRALS, referral_id)
 
-    async def get_many(self, referral_ids: list[str]) -> list[dict[str, Any]]:
-        found = await self.documents.find(REFERRALS, {"_id": {"$in": referral_ids}})
-        order = {referral_id: n for n, referral_id in enumerate(referral_ids)}
-        return sorted(found, key=lambda doc: order[doc["_id"]])
+    async def search(self, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """Referrals matching, oldest first (a caseload reads top-down)."""
+        return await self.documents.find(REFERRALS, query, sort="received_at", limit=limit)
 
     async def create(self, doc: dict[str, Any], event: ReferralReceived) -> tuple[bool, dict]:
         """Store a new referral with its received event. (False, existing) if already there."""

@@ -250,3 +250,30 @@ async def test_bad_changes_get_specific_status_and_outcome(
     assert response.json()["resourceType"] == "OperationOutcome"
     await relay(client)
     assert published(client) == []
+
+
+async def test_provider_lists_its_tasks_by_owner_and_status(edge, sign, fhir_example) -> None:
+    client, broker, _ = edge
+    first = await referral_with_place_held(client, broker, fhir_example, "caseload-1")
+    second = await referral_with_place_held(client, broker, fhir_example, "caseload-2")
+    await referral_with_place_held(client, broker, fhir_example, "caseload-3")
+    assert (await put_status(client, sign, second, PROVIDER, "accepted")).status_code == 200
+
+    mine = await client.get(
+        "/fhir/Task",
+        params={"owner": f"Organization/{PROVIDER}", "status": "received,accepted", "_count": 2},
+        auth=sign(PROVIDER),
+    )
+    assert mine.status_code == 200
+    assert [e["resource"]["id"] for e in mine.json()["entry"]] == [first, second]
+    accepted = await client.get(
+        "/fhir/Task", params={"owner": PROVIDER, "status": "accepted"}, auth=sign(PROVIDER)
+    )
+    assert [e["resource"]["id"] for e in accepted.json()["entry"]] == [second]
+    # another practice in the region sees none of them
+    theirs = await client.get("/fhir/Task", params={"owner": PROVIDER}, auth=sign("gp-next-door"))
+    assert theirs.json()["total"] == 0
+
+    for params in ({}, {"subject": "Patient/1"}, {"owner": PROVIDER, "_count": 0}):
+        refused = await client.get("/fhir/Task", params=params, auth=sign(PROVIDER))
+        assert refused.status_code == 400
