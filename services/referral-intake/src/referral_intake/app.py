@@ -19,7 +19,7 @@ from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
 from linkwell.telemetry import current_trace_id
 from linkwell_schemas.events import Organisation, Priority, ReferralReceived
-from referral_intake import __version__, domain, fhir, handlers
+from referral_intake import __version__, bundles, domain, fhir, handlers
 from referral_intake.config import IntakeSettings
 from referral_intake.store import REFERRALS, ReferralStore
 
@@ -78,6 +78,17 @@ def build(
     app.state.runtime = runtime
     app.state.referrals = referrals
 
+    @app.middleware("http")
+    async def echo_request_ids(request: Request, call_next: Any) -> Response:
+        """X-Request-ID and X-Correlation-ID come back on every answer (NHS API convention),
+        so a GP system can match answers to requests; unsafe values are not echoed."""
+        response: Response = await call_next(request)
+        for header in ("x-request-id", "x-correlation-id"):
+            value = request.headers.get(header)
+            if value and fhir.SAFE_HEADER_VALUE.match(value):
+                response.headers[header] = value
+        return response
+
     @app.exception_handler(fhir.FhirError)
     async def fhir_error(_: Request, exc: fhir.FhirError) -> JSONResponse:
         return fhir_response(fhir.operation_outcome(exc.issues), exc.status, exc.headers)
@@ -128,37 +139,32 @@ def build(
     async def metadata() -> JSONResponse:
         return fhir_response(fhir.capability_statement(base, __version__))
 
-    @app.post("/fhir/ServiceRequest")
-    async def create_service_request(request: Request) -> JSONResponse:
-        partner = await partner_of(request)
-        data = fhir.parse_json(await read_body(request))
+    def existing_response(doc: dict[str, Any]) -> JSONResponse:
+        return fhir_response(
+            doc["service_request"],
+            200,
+            {"Location": f"{base}/ServiceRequest/{doc['_id']}", "ETag": 'W/"1"'},
+        )
+
+    async def accept_referral(
+        partner: Partner,
+        data: dict[str, Any],
+        request_id: str | None,
+        bundled: bundles.BundledReferral | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> tuple[bool, dict[str, Any]]:
+        """Store a new referral with its Task and its received event, in one write. (False,
+        the first) when the same referral was already accepted."""
         fhir.parse_service_request(data)
         performer = requested_performer(data)
-        request_id = request.headers.get("x-request-id")
-        condition = fhir.if_none_exist_identifier(request.headers.get("if-none-exist"))
-        if condition is not None:
-            # conditional create: the identifier decides the referral id, so "exists" is a read
-            match_id = domain.referral_id_for(partner.tenant, partner.org_id, [condition], None)
-            existing = await referrals.get(match_id)
-            if existing is not None:
-                return fhir_response(
-                    existing["service_request"],
-                    200,
-                    {"Location": f"{base}/ServiceRequest/{match_id}", "ETag": 'W/"1"'},
-                )
         referral_id = domain.referral_id_for(
             partner.tenant, partner.org_id, data.get("identifier") or [], request_id
         )
         span = trace.get_current_span()
         span.set_attribute("linkwell.referral_id", referral_id)
-
         existing = await referrals.get(referral_id)
         if existing is not None:
-            return fhir_response(
-                existing["service_request"],
-                200,
-                {"Location": f"{base}/ServiceRequest/{referral_id}", "ETag": 'W/"1"'},
-            )
+            return False, existing
 
         now = datetime.now(UTC)
         stored = dict(data)
@@ -169,6 +175,14 @@ def build(
             "lastUpdated": now.isoformat(),
         }
         patient = fhir.contained_patient(data)
+        consent = domain.consent_of(patient)
+        if bundled is not None and bundled.consent is not None:
+            consent = bundled.consent.model_copy(
+                update={
+                    "preferred_channel": bundled.consent.preferred_channel
+                    or consent.preferred_channel
+                }
+            )
         event = ReferralReceived(
             producer=SERVICE,
             tenant=partner.tenant,
@@ -181,11 +195,12 @@ def build(
             priority=Priority(data.get("priority") or "routine"),
             needs=domain.needs_of(data),
             interests=domain.interests_of(data),
+            goals=bundled.goals if bundled is not None else [],
             barriers=domain.barriers_of(data, patient),
             location=domain.location_of(patient),
             age_band=domain.age_band((patient or {}).get("birthDate"), now.date()),
             language=domain.preferred_language(patient),
-            consent=domain.consent_of(patient),
+            consent=consent,
             fhir_reference=f"ServiceRequest/{referral_id}",
         )
         doc = {
@@ -195,6 +210,7 @@ def build(
             "requested_performer": performer,
             "request_id": request_id,
             "service_request": stored,
+            "raw": raw if raw is not None else data,
             "task": domain.TaskState().__dict__,
             "history": [
                 {
@@ -203,7 +219,7 @@ def build(
                     "by": partner.org_id,
                     "status": "requested",
                     "business_status": "received",
-                    "trace_id": f"{span.get_span_context().trace_id:032x}",
+                    "trace_id": current_trace_id(),
                 }
             ],
             "received_at": now.isoformat(),
@@ -212,13 +228,111 @@ def build(
             "stage": "received",
             "redrives": 0,
         }
-        created, written = await referrals.create(doc, event)
-        status = 201 if created else 200
+        return await referrals.create(doc, event)
+
+    @app.post("/fhir/ServiceRequest")
+    async def create_service_request(request: Request) -> JSONResponse:
+        partner = await partner_of(request)
+        data = fhir.parse_json(await read_body(request))
+        condition = fhir.if_none_exist_identifier(request.headers.get("if-none-exist"))
+        if condition is not None:
+            # conditional create: the identifier decides the referral id, so "exists" is a read
+            match_id = domain.referral_id_for(partner.tenant, partner.org_id, [condition], None)
+            existing = await referrals.get(match_id)
+            if existing is not None:
+                fhir.parse_service_request(data)  # a bad body is still refused
+                return existing_response(existing)
+        created, written = await accept_referral(partner, data, request.headers.get("x-request-id"))
+        if not created:
+            return existing_response(written)
         return fhir_response(
             written["service_request"],
-            status,
-            {"Location": f"{base}/ServiceRequest/{referral_id}", "ETag": 'W/"1"'},
+            201,
+            {"Location": f"{base}/ServiceRequest/{written['_id']}", "ETag": 'W/"1"'},
         )
+
+    @app.post("/fhir")
+    async def transaction(request: Request) -> JSONResponse:
+        """A transaction Bundle carrying one referral and what supports it."""
+        partner = await partner_of(request)
+        data = fhir.parse_json(await read_body(request))
+        if data.get("resourceType") != "Bundle":
+            fhir.validate_structure(data, "Bundle", fhir.Bundle)
+        bundled = bundles.unpack(data, "transaction")
+        created, written = await accept_referral(
+            partner,
+            bundled.service_request,
+            request.headers.get("x-request-id"),
+            bundled,
+            raw=data,
+        )
+        referral_id = written["_id"]
+        status = "201 Created" if created else "200 OK"
+        entries = []
+        for rtype in bundled.entry_order:
+            response: dict[str, Any] = {"status": status}
+            if rtype == "ServiceRequest":
+                response["location"] = f"ServiceRequest/{referral_id}/_history/1"
+                response["etag"] = 'W/"1"'
+            else:  # kept inside the referral, readable with it
+                response["location"] = f"ServiceRequest/{referral_id}"
+            entries.append({"response": response})
+        return fhir_response(
+            {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}, 200
+        )
+
+    @app.post("/fhir/$process-message")
+    async def process_message(request: Request) -> JSONResponse:
+        """NHS Booking and Referral Standard style: a new referral, an update, or a
+        cancellation (the ServiceRequest revoked or entered-in-error)."""
+        partner = await partner_of(request)
+        data = fhir.parse_json(await read_body(request))
+        if data.get("resourceType") != "Bundle":
+            fhir.validate_structure(data, "Bundle", fhir.Bundle)
+        bundled = bundles.unpack(data, "message")
+        header = bundled.message_header or {}
+        event_code = bundles.message_event(header)
+        if event_code != bundles.REQUEST_EVENT:
+            raise fhir.FhirError(
+                422,
+                [
+                    (
+                        "not-supported",
+                        f"MessageHeader.eventCoding must be {bundles.REQUEST_EVENT}",
+                        "Bundle.entry[0].resource.eventCoding",
+                    )
+                ],
+            )
+        service_request = bundled.service_request
+        request_id = request.headers.get("x-request-id")
+        if service_request.get("status") in ("revoked", "entered-in-error"):
+            referral_id = domain.referral_id_for(
+                partner.tenant, partner.org_id, service_request.get("identifier") or [], None
+            )
+            doc = await referrals.get(referral_id)
+            if doc is None or not domain.may_see(partner.org_id, partner.kind, partner.tenant, doc):
+                raise fhir.FhirError(
+                    404,
+                    [("not-found", "No referral with that identifier to cancel", None)],
+                )
+            try:
+                await referrals.change_by_partner(
+                    referral_id,
+                    partner.org_id,
+                    lambda current: domain.revocation(current, partner.org_id, partner.kind),
+                    None,
+                    current_trace_id(),
+                )
+            except domain.TaskChangeRefused as refused:
+                raise fhir.FhirError(
+                    refused.status, [(refused.code, refused.message, refused.path)]
+                ) from None
+        else:
+            created, doc = await accept_referral(
+                partner, service_request, request_id, bundled, raw=data
+            )
+            referral_id = doc["_id"]
+        return fhir_response(fhir.message_response(header, base, referral_id), 200)
 
     def requested_performer(data: dict[str, Any]) -> str | None:
         """The network organisation asked to perform the referral (a two-way referral names a
@@ -285,8 +399,9 @@ def build(
             doc = await referrals.change_by_partner(
                 referral_id,
                 partner.org_id,
-                partner.kind,
-                new_task,
+                lambda current: domain.partner_change(
+                    current, partner.org_id, partner.kind, new_task
+                ),
                 fhir.if_match_version(request.headers.get("if-match")),
                 current_trace_id(),
             )

@@ -80,6 +80,12 @@ _CLINICAL_CATEGORY_BY_CODE = {
 
 # Gravity SDOH domain codes used as ServiceRequest.category
 _SDOH_CATEGORY = {
+    # SNOMED CT social-determinant findings used by the Gravity SDOH value sets
+    "733423003": "food",  # Food insecurity (finding)
+    "32911000": "housing",  # Homeless (finding)
+    "73438004": "employment",  # Unemployed (finding)
+    "422650009": "loneliness",  # Social isolation (finding)
+    # Gravity SDOH temporary category codes
     "food-insecurity": "food",
     "housing-instability": "housing",
     "homelessness": "housing",
@@ -176,9 +182,15 @@ def _texts(service_request: dict[str, Any]) -> list[str]:
     if code.get("text"):
         texts.append(code["text"])
     texts.extend(c.get("display", "") for c in code.get("coding", []) or [])
+    contained = {f"#{c.get('id')}": c for c in service_request.get("contained") or []}
     for ref in service_request.get("reasonReference", []) or []:
         if ref.get("display"):
             texts.append(ref["display"])
+        condition = contained.get(ref.get("reference", ""))
+        if condition and condition.get("resourceType") == "Condition":
+            code = condition.get("code") or {}
+            texts.append(code.get("text") or "")
+            texts.extend(c.get("display", "") for c in code.get("coding", []) or [])
     for note in service_request.get("note", []) or []:
         if note.get("text"):
             texts.append(note["text"])
@@ -189,10 +201,17 @@ def _texts(service_request: dict[str, Any]) -> list[str]:
 
 def needs_of(service_request: dict[str, Any]) -> list[Need]:
     needs: dict[str, Need] = {}
+    reasons = {r.get("reference") for r in service_request.get("reasonReference") or []}
+    conditions = [
+        c
+        for c in service_request.get("contained") or []
+        if c.get("resourceType") == "Condition" and f"#{c.get('id')}" in reasons
+    ]
     for coding in (
         _codings(service_request.get("reasonCode"))
         + _codings([service_request.get("code") or {}])
         + _codings(service_request.get("category"))
+        + _codings([c.get("code") or {} for c in conditions])
     ):
         code = coding.get("code")
         category = (
@@ -603,6 +622,24 @@ def partner_change(
         reason_text=text,
         outcome=outcome_of(new_task.get("output")) if meaning is ReferralStatus.completed else None,
     )
+
+
+def revocation(doc: dict[str, Any], org_id: str, kind: str) -> TaskChange | None:
+    """The referrer withdraws the referral (ServiceRequest revoked or entered-in-error)."""
+    if "requester" not in roles_of(org_id, kind, doc):
+        raise TaskChangeRefused(
+            403, "forbidden", "Only the referrer can withdraw a referral", "ServiceRequest.status"
+        )
+    if doc["task"]["status"] == "cancelled":
+        return None  # already withdrawn: the same message again changes nothing
+    if doc["task"]["status"] in ("completed", "rejected"):
+        raise TaskChangeRefused(
+            409,
+            "conflict",
+            f"The referral is already {doc['task']['status']}",
+            "ServiceRequest.status",
+        )
+    return TaskChange(status=ReferralStatus.revoked)
 
 
 # ---------------------------------------------------------------- identifiers

@@ -5,6 +5,7 @@ and OperationOutcomes. Error text names element paths, never submitted values.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -25,6 +26,7 @@ from referral_intake.domain import (
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_CONTENT_TYPES = frozenset({"application/fhir+json", "application/json"})
 JSON_PATCH_TYPES = frozenset({"application/json-patch+json"})
+SAFE_HEADER_VALUE = re.compile(r"^[A-Za-z0-9\-_.:]{1,128}$")
 
 REQUEST_STATUSES = {
     "draft",
@@ -419,6 +421,37 @@ def if_none_exist_identifier(header: str | None) -> dict[str, str] | None:
     if not value:
         raise FhirError(400, [("invalid", "If-None-Exist identifier has no value", None)])
     return {"system": system, "value": value}
+
+
+def message_response(
+    request_header: dict[str, Any], base_url: str, referral_id: str
+) -> dict[str, Any]:
+    """The acknowledgement of a referral message: a message Bundle whose MessageHeader answers
+    the request's (response.identifier = its id) and points at the referral."""
+    import uuid
+    from datetime import UTC, datetime
+
+    header_id = str(uuid.uuid4())
+    header: dict[str, Any] = {
+        "resourceType": "MessageHeader",
+        "id": header_id,
+        "eventCoding": request_header.get("eventCoding"),
+        "source": {"name": "Linkwell referral-intake", "endpoint": base_url},
+        "response": {
+            "identifier": str(request_header.get("id") or ""),
+            "code": "ok",
+        },
+        "focus": [{"reference": f"{base_url}/ServiceRequest/{referral_id}"}],
+    }
+    if not header["response"]["identifier"]:
+        header["response"]["identifier"] = "unknown"
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "message",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": header}],
+    }
 
 
 def if_match_version(header: str | None) -> int | None:

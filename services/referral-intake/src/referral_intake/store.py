@@ -4,6 +4,7 @@ they cause, changed atomically. Works over any DocumentStore (in-memory or Mongo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from linkwell.documents import DocumentStore, add_event, change, has_seen, mark_seen
@@ -83,13 +84,13 @@ class ReferralStore:
         self,
         referral_id: str,
         org_id: str,
-        kind: str,
-        new_task: dict[str, Any],
+        decide: Callable[[dict[str, Any]], domain.TaskChange | None],
         expected_version: int | None,
         trace_id: str | None,
     ) -> dict[str, Any]:
-        """A partner's new version of the Task: checked (who, from which state, with what
-        reason), applied, audited and published as intake.referral-updated.v1, in one write."""
+        """A partner's change to the referral: decided on the current document (who, from which
+        state, with what reason; `decide` raises TaskChangeRefused), applied, audited and
+        published as intake.referral-updated.v1, in one write."""
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             if current is None:
@@ -98,7 +99,7 @@ class ReferralStore:
                 raise domain.TaskChangeRefused(
                     412, "conflict", "The Task has changed since that version (If-Match)"
                 )
-            wanted = domain.partner_change(current, org_id, kind, new_task)
+            wanted = decide(current)
             if wanted is None:
                 return None
             before = (current["task"]["status"], current["task"]["business_status"])
