@@ -19,6 +19,7 @@ from referral_intake.domain import (
     SNOMED,
     SOCIAL_PRESCRIBING_DECLINED,
     SOCIAL_PRESCRIBING_REFERRAL,
+    needs_of,
     valid_nhs_number,
     valid_ods_code,
 )
@@ -165,6 +166,15 @@ def check_referral(data: dict[str, Any]) -> list[tuple[str, str]]:
     if data.get("priority") and data["priority"] not in REQUEST_PRIORITIES:
         problems.append(("ServiceRequest.priority", "code not in RequestPriority value set"))
     problems += identifier_problems(data)
+    if not (is_social_prescribing(data) or needs_of(data)):
+        problems.append(
+            (
+                "ServiceRequest.code",
+                "not a social prescribing referral: code it SNOMED 871731000000106 (referral to "
+                "social prescribing service) or give a social need (reasonCode, category or "
+                "reason text)",
+            )
+        )
     subject = data.get("subject")
     if not subject or not (subject.get("reference") or subject.get("identifier")):
         problems.append(("ServiceRequest.subject", "required element missing"))
@@ -497,6 +507,7 @@ def apply_json_patch(task: dict[str, Any], operations: list[dict[str, Any]]) -> 
 
 
 def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
+    """What this server does, and nothing it does not."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -508,21 +519,76 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
             "url": base_url,
         },
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
+        "format": ["application/fhir+json", "application/json"],
+        "patchFormat": ["application/json-patch+json"],
         "rest": [
             {
                 "mode": "server",
+                "security": {
+                    "description": (
+                        "Every request carries Authorization: Bearer <JWT>, signed (ES256 or "
+                        "RS256) with the partner's registered private key; claims iss = sub = "
+                        f"partner id, aud = {base_url}, exp within 5 minutes of iat, and a jti "
+                        "used once. A partner sees referrals it made or is asked to perform; "
+                        "link-worker services see their tenant's."
+                    )
+                },
                 "resource": [
                     {
                         "type": "ServiceRequest",
                         "interaction": [{"code": "create"}, {"code": "read"}],
-                        "conditionalCreate": False,
+                        "conditionalCreate": True,
+                        "documentation": (
+                            "A social prescribing referral (SNOMED 871731000000106); the person "
+                            "as a contained Patient or referenced within a transaction Bundle. "
+                            "The same identifier, or the same X-Request-ID, is one referral. "
+                            "If-None-Exist supports identifier=system|value."
+                        ),
                     },
                     {
                         "type": "Task",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
-                        "searchParam": [{"name": "focus", "type": "reference"}],
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "update"},
+                            {"code": "patch"},
+                            {"code": "search-type"},
+                            {"code": "history-instance"},
+                        ],
+                        "versioning": "versioned-update",
+                        "conditionalUpdate": False,
+                        "documentation": (
+                            "One Task per referral, kept current by the network. The performer "
+                            "sets status accepted, rejected (statusReason coded), in-progress "
+                            "(attendance) or completed (output 'outcome'); the requester sets "
+                            "cancelled. If-Match is honoured."
+                        ),
+                        "searchParam": [
+                            {"name": "focus", "type": "reference"},
+                            {"name": "status", "type": "token"},
+                            {"name": "owner", "type": "reference"},
+                            {"name": "requester", "type": "reference"},
+                            {"name": "_count", "type": "number"},
+                        ],
                     },
+                ],
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": (
+                            "One ServiceRequest with its Patient, Condition, Goal, Consent ... "
+                            "(POST entries, urn:uuid references)"
+                        ),
+                    }
+                ],
+                "operation": [
+                    {
+                        "name": "process-message",
+                        "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+                        "documentation": (
+                            "Booking and Referral Standard style servicerequest-request: new, "
+                            "re-sent, or withdrawn (ServiceRequest revoked or entered-in-error)."
+                        ),
+                    }
                 ],
             }
         ],

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from linkwell.auth import PartnerAuth, generate_key
 from linkwell_schemas.events import PlaceReserved
@@ -144,12 +145,37 @@ async def test_another_tenant_cannot_read_the_referral(edge, fhir_example, sign)
     assert (await client.get(f"/fhir/ServiceRequest/{referral_id}", auth=other)).status_code == 404
 
 
-async def test_capability_statement_lists_what_is_served(edge) -> None:
+async def test_capability_statement_tells_the_truth_about_every_route(edge) -> None:
     client, _, _ = edge
     statement = (await client.get("/fhir/metadata")).json()
+    CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
-    types = {r["type"] for r in statement["rest"][0]["resource"]}
-    assert types == {"ServiceRequest", "Task"}
+    rest = statement["rest"][0]
+    declared = (
+        {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
+        | {("system", i["code"]) for i in rest["interaction"]}
+        | {("system", f"${o['name']}") for o in rest["operation"]}
+    )
+    routes = {
+        (route.path, method)
+        for route in client._transport.app.routes  # noqa: SLF001
+        for method in getattr(route, "methods", set())
+        if route.path.startswith("/fhir") and "{resource_type}" not in route.path
+    }
+    served = {
+        ("/fhir/ServiceRequest", "POST"): ("ServiceRequest", "create"),
+        ("/fhir/ServiceRequest/{referral_id}", "GET"): ("ServiceRequest", "read"),
+        ("/fhir/Task/{referral_id}", "GET"): ("Task", "read"),
+        ("/fhir/Task/{referral_id}", "PUT"): ("Task", "update"),
+        ("/fhir/Task/{referral_id}", "PATCH"): ("Task", "patch"),
+        ("/fhir/Task", "GET"): ("Task", "search-type"),
+        ("/fhir/Task/{referral_id}/_history", "GET"): ("Task", "history-instance"),
+        ("/fhir", "POST"): ("system", "transaction"),
+        ("/fhir/$process-message", "POST"): ("system", "$process-message"),
+    }
+    routes.discard(("/fhir/metadata", "GET"))
+    assert routes == set(served)  # every route is described ...
+    assert declared == set(served.values())  # ... and nothing else is claimed
 
 
 async def test_task_search_by_several_referrals_answers_each_once(edge, fhir_example) -> None:
