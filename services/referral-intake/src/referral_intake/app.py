@@ -256,8 +256,6 @@ def build(
         """A transaction Bundle carrying one referral and what supports it."""
         partner = await partner_of(request)
         data = fhir.parse_json(await read_body(request))
-        if data.get("resourceType") != "Bundle":
-            fhir.validate_structure(data, "Bundle", fhir.Bundle)
         bundled = bundles.unpack(data, "transaction")
         created, written = await accept_referral(
             partner,
@@ -287,8 +285,6 @@ def build(
         cancellation (the ServiceRequest revoked or entered-in-error)."""
         partner = await partner_of(request)
         data = fhir.parse_json(await read_body(request))
-        if data.get("resourceType") != "Bundle":
-            fhir.validate_structure(data, "Bundle", fhir.Bundle)
         bundled = bundles.unpack(data, "message")
         header = bundled.message_header or {}
         event_code = bundles.message_event(header)

@@ -134,6 +134,13 @@ def validate_structure(data: dict[str, Any], resource_type: str, model: type[Any
                 )
             )
         raise FhirError(400, issues) from None
+    except (TypeError, ValueError, KeyError, AttributeError, LookupError):
+        # the model library gives up on some malformed shapes (a nested resource with no
+        # usable resourceType, for one) without a validation error: still the sender's fault
+        raise FhirError(
+            400,
+            [("structure", f"{resource_type}: not readable as FHIR R4 JSON", resource_type)],
+        ) from None
 
 
 def parse_service_request(data: dict[str, Any]) -> ServiceRequest:

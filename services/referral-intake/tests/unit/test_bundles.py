@@ -240,3 +240,13 @@ async def test_message_rules(edge, fhir_example) -> None:
     answer = await client.post("/fhir/$process-message", json=transaction_sent, headers=FHIR)
     assert answer.status_code == 422
     assert answer.json()["issue"][0]["expression"] == ["Bundle.type"]
+
+
+async def test_a_resource_that_is_not_a_bundle_is_refused(edge, fhir_example) -> None:
+    client, _, _ = edge
+    for path in ("/fhir", "/fhir/$process-message"):
+        answer = await client.post(
+            path, json=fhir_example("social-prescribing-referral.json"), headers=FHIR
+        )
+        assert answer.status_code == 400
+        assert answer.json()["issue"][0]["expression"] == ["resourceType"]
