@@ -155,7 +155,7 @@ class PlaceReserved(Event):
 
 class Refusal(BaseModel):
     asset_id: str
-    reason: Literal["at-capacity", "paused", "stale-data", "unknown-asset"]
+    reason: Literal["at-capacity", "paused", "stale-data", "unknown-asset", "declined", "expired"]
 
 
 class PlaceRefused(Event):

@@ -31,6 +31,7 @@ def build(
     places = CapacityStore(documents, settings.hold_hours, on_written=runtime.relay.wake)
     handlers.register(runtime.consumer, places)
     runtime.on_startup(places.setup)
+    runtime.every("expire-holds", settings.sweep_every_seconds, places.expire_holds)
     runtime.every(
         "resume-stalled-placements",
         settings.sweep_every_seconds,

@@ -58,14 +58,28 @@ def hold(asset: dict[str, Any], referral_id: str, expires_at: str) -> None:
     asset.setdefault("holds", {})[referral_id] = {"expires_at": expires_at}
     if referral_id in asset.get("waitlist", []):
         asset["waitlist"].remove(referral_id)
+        asset.get("waitlist_priority", {}).pop(referral_id, None)
 
 
-def join_waitlist(asset: dict[str, Any], referral_id: str) -> int:
-    """Position (1-based) of the referral on the asset's waitlist; joining twice is a no-op."""
+def join_waitlist(asset: dict[str, Any], referral_id: str, priority: str = "routine") -> int:
+    """Position (1-based) of the referral on the asset's waitlist, counting those who will be
+    offered a place before it (higher priority first); joining twice is a no-op."""
     waitlist = asset.setdefault("waitlist", [])
+    priorities = asset.setdefault("waitlist_priority", {})
     if referral_id not in waitlist:
         waitlist.append(referral_id)
-    return waitlist.index(referral_id) + 1
+        priorities[referral_id] = priority
+    rank = PRIORITY_ORDER.get(priorities.get(referral_id, "routine"), 2)
+    ahead = [
+        r
+        for r in waitlist
+        if PRIORITY_ORDER.get(priorities.get(r, "routine"), 2) < rank
+        or (
+            PRIORITY_ORDER.get(priorities.get(r, "routine"), 2) == rank
+            and waitlist.index(r) < waitlist.index(referral_id)
+        )
+    ]
+    return len(ahead) + 1
 
 
 def waitlist_band(asset: dict[str, Any], position: int) -> WaitlistBand:
@@ -79,3 +93,50 @@ def waitlist_band(asset: dict[str, Any], position: int) -> WaitlistBand:
     if months <= 3:
         return WaitlistBand.one_to_3_months
     return WaitlistBand.over_3_months
+
+
+PRIORITY_ORDER = {"asap": 0, "urgent": 1, "routine": 2}
+
+
+def take_up(asset: dict[str, Any], referral_id: str) -> bool:
+    """The provider accepted: the held place becomes a place in use. Also when the hold had
+    lapsed but there is still room (the provider's word wins when nobody is displaced).
+    False when there is nothing to change."""
+    if referral_id in asset.get("in_use", {}):
+        return False
+    holds = asset.setdefault("holds", {})
+    if referral_id in holds:
+        del holds[referral_id]
+    elif asset.get("capacity") is not None and occupied(asset) >= int(asset["capacity"]):
+        return False
+    asset.setdefault("in_use", {})[referral_id] = {}
+    return True
+
+
+def release(asset: dict[str, Any], referral_id: str) -> str | None:
+    """Free whatever the referral has at this asset: 'hold', 'in_use', 'waitlist', or None."""
+    for bucket, name in (("holds", "hold"), ("in_use", "in_use")):
+        if referral_id in asset.get(bucket, {}):
+            del asset[bucket][referral_id]
+            return name
+    if referral_id in asset.get("waitlist", []):
+        asset["waitlist"].remove(referral_id)
+        asset.get("waitlist_priority", {}).pop(referral_id, None)
+        return "waitlist"
+    return None
+
+
+def next_from_waitlist(asset: dict[str, Any]) -> str | None:
+    """Who is offered a place that has come free: the highest priority, then whoever has
+    waited longest. None when nobody waits, or there is no free place to offer."""
+    waitlist = asset.get("waitlist", [])
+    if not waitlist or not asset.get("accepting_referrals", True):
+        return None
+    free = free_places(asset)
+    if free is None or free <= 0:
+        return None
+    priorities = asset.get("waitlist_priority", {})
+    return min(
+        waitlist,
+        key=lambda r: (PRIORITY_ORDER.get(priorities.get(r, "routine"), 2), waitlist.index(r)),
+    )

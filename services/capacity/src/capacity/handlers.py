@@ -1,11 +1,12 @@
-"""Kafka handlers: learn declared capacity; hold a place for each proposal, or refuse and
-waitlist."""
+"""Kafka handlers: learn declared capacity and each referral's priority; hold a place for each
+proposal, or refuse and waitlist; take up or give back places as partners accept, decline,
+cancel or complete."""
 
 from __future__ import annotations
 
 from capacity.store import CapacityStore
 from linkwell.messaging import Consumer
-from linkwell_schemas.events import AssetChanged, MatchProposed
+from linkwell_schemas.events import AssetChanged, MatchProposed, ReferralReceived, ReferralUpdated
 
 
 def register(consumer: Consumer, places: CapacityStore) -> None:
@@ -19,5 +20,13 @@ def register(consumer: Consumer, places: CapacityStore) -> None:
         # always advance: a redelivery resumes a placement a crash left half-way
         await places.advance(event.referral_id)
 
+    async def on_referral_received(event: ReferralReceived) -> None:
+        await places.note_referral(event)
+
+    async def on_referral_updated(event: ReferralUpdated) -> None:
+        await places.on_update(event)
+
     consumer.subscribe(AssetChanged, on_asset_changed)
     consumer.subscribe(MatchProposed, on_match_proposed)
+    consumer.subscribe(ReferralReceived, on_referral_received)
+    consumer.subscribe(ReferralUpdated, on_referral_updated)

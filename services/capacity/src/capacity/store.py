@@ -20,7 +20,10 @@ from linkwell_schemas.events import (
     CapacityChanged,
     MatchProposed,
     PlaceRefused,
+    PlaceReleased,
     PlaceReserved,
+    ReferralReceived,
+    ReferralUpdated,
     Refusal,
     Waitlisted,
 )
@@ -95,8 +98,11 @@ class CapacityStore:
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal started
             if current is not None and (
-                has_seen(current, str(event.event_id)) or current.get("state") in ("held",)
+                has_seen(current, str(event.event_id))
+                or current.get("state", "awaiting-proposal") != "awaiting-proposal"
             ):
+                # a placement only ever starts once: restarting one that is under way (or
+                # waitlisted, or ended) could leave the referral with two places
                 return None
             doc = current or {}
             doc.update(
@@ -130,25 +136,36 @@ class CapacityStore:
                 await self._refuse_and_waitlist(referral_id, placement)
                 continue
             candidate = candidates[cursor]
-            outcome = await self._try_hold(candidate["asset_id"], referral_id, placement)
+            outcome, expires = await self._try_hold(candidate["asset_id"], referral_id, placement)
             if outcome in ("held", "already-held"):
-                await self._settle(referral_id, cursor, "held", candidate["asset_id"])
+                settled = await self._settle(
+                    referral_id, cursor, "held", candidate["asset_id"], expires
+                )
+                if not settled:
+                    # the placement moved on meanwhile (cancelled): give the place back
+                    await self._undo_orphan_hold(referral_id, candidate["asset_id"])
                 continue
             await self._pass_over(referral_id, cursor, candidate["asset_id"], outcome)
 
     async def _try_hold(
         self, asset_id: str, referral_id: str, placement: dict[str, Any]
-    ) -> domain.HoldOutcome:
+    ) -> tuple[domain.HoldOutcome, float | None]:
         outcome: domain.HoldOutcome = "unknown-asset"
+        expires_at: float | None = None
         tenant, correlation = placement["tenant"], placement["correlation_id"]
         cause = placement.get("proposal_event_id")
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            nonlocal outcome
+            nonlocal outcome, expires_at
             outcome = domain.hold_outcome(current, referral_id)
+            if outcome == "already-held" and current is not None:
+                held = current.get("holds", {}).get(referral_id) or {}
+                if held.get("expires_at"):
+                    expires_at = datetime.fromisoformat(held["expires_at"]).timestamp()
             if outcome != "held" or current is None:
                 return None
             expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(microsecond=0)
+            expires_at = expires.timestamp()
             domain.hold(current, referral_id, expires.isoformat())
             add_event(
                 current,
@@ -168,18 +185,31 @@ class CapacityStore:
             return current
 
         await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
-        return outcome
+        return outcome, expires_at
 
-    async def _settle(self, referral_id: str, cursor: int, state: str, asset_id: str) -> None:
+    async def _settle(
+        self, referral_id: str, cursor: int, state: str, asset_id: str, expires_at: float | None
+    ) -> bool:
+        settled = False
+
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal settled
             if current is None or current.get("state") != "seeking" or current["cursor"] != cursor:
+                settled = bool(
+                    current
+                    and current.get("state") == state
+                    and current.get("asset_id") == asset_id
+                )
                 return None
             current["state"] = state
             current["asset_id"] = asset_id
+            current["hold_expires_at"] = expires_at
             current["moved_at"] = time.time()
+            settled = True
             return current
 
         await change(self.documents, PLACEMENTS, referral_id, apply)
+        return settled
 
     async def _pass_over(self, referral_id: str, cursor: int, asset_id: str, reason: str) -> None:
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -214,7 +244,9 @@ class CapacityStore:
                 if current is None:
                     return None
                 before = list(current.get("waitlist", []))
-                position = domain.join_waitlist(current, referral_id)
+                position = domain.join_waitlist(
+                    current, referral_id, placement.get("priority") or "routine"
+                )
                 if current["waitlist"] == before:
                     return None  # already waiting here (a resumed placement)
                 add_event(
@@ -248,6 +280,233 @@ class CapacityStore:
 
         await change(self.documents, PLACEMENTS, referral_id, finish, on_written=self.on_written)
 
+    # ------------------------------------------------------------ after the hold
+
+    async def note_referral(self, event: ReferralReceived) -> None:
+        """Remember the referral's priority (it orders waitlists) before any proposal."""
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is not None and has_seen(current, str(event.event_id)):
+                return None
+            doc = current or {
+                "state": "awaiting-proposal",
+                "tenant": event.tenant,
+                "correlation_id": event.correlation_id,
+                "moved_at": time.time(),
+            }
+            doc["priority"] = event.priority.value
+            mark_seen(doc, str(event.event_id))
+            return doc
+
+        await change(self.documents, PLACEMENTS, event.referral_id, apply)
+
+    async def on_update(self, event: ReferralUpdated) -> None:
+        """A partner's change to the referral: the place is taken up, or given back."""
+        status = event.status.value
+        if status == "accepted":
+            await self._take_up(event)
+        elif status == "declined":
+            await self.release(event.referral_id, "declined", str(event.event_id), reroute=True)
+        elif status in ("cancelled", "revoked"):
+            await self.release(event.referral_id, "cancelled", str(event.event_id), reroute=False)
+        elif status == "completed":
+            await self.release(event.referral_id, "completed", str(event.event_id), reroute=False)
+        # attended: the place stays in use
+
+    async def _take_up(self, event: ReferralUpdated) -> None:
+        placement = await self.placement(event.referral_id)
+        if placement is None or not placement.get("asset_id"):
+            return
+        asset_id = placement["asset_id"]
+        tenant = placement.get("tenant", event.tenant)
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or not domain.take_up(current, event.referral_id):
+                return None
+            current["updated_at"] = time.time()
+            add_event(
+                current,
+                _capacity_changed(
+                    asset_id, current, tenant, event.correlation_id, str(event.event_id)
+                ),
+            )
+            return current
+
+        await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
+
+        def settle(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("state") != "held":
+                return None
+            current["state"] = "in-use"
+            current["hold_expires_at"] = None
+            current["moved_at"] = time.time()
+            return current
+
+        await change(self.documents, PLACEMENTS, event.referral_id, settle)
+
+    async def release(self, referral_id: str, reason: str, cause: str, reroute: bool) -> None:
+        """Give back what the referral has (hold, place in use, or waitlist spot), offer the
+        freed place to the next person waiting there, and then either try the referral's next
+        candidate (declined, expired) or end its placement (cancelled, completed).
+
+        Three steps, each one write and each safe to repeat: the placement records that it is
+        releasing (so a crash is resumed by the sweep), the asset frees and re-offers the
+        place, the placement moves on."""
+        ended = {"cancelled": "cancelled", "completed": "completed"}
+
+        def begin(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is not None and has_seen(current, cause):
+                return None
+            if current is None:
+                if reroute:
+                    return None  # nothing was ever held
+                # ended before any proposal arrived: no place must be held later
+                current = {"state": "awaiting-proposal", "moved_at": time.time()}
+            if current.get("state") in ("cancelled", "completed"):
+                mark_seen(current, cause)
+                return current
+            if reroute and current.get("state") not in ("held", "in-use"):
+                return None  # nothing held to decline
+            current["release"] = {
+                "reason": reason,
+                "reroute": reroute,
+                "asset_id": current.get("asset_id"),
+                "from_state": current.get("state"),
+            }
+            current["state"] = "releasing"
+            current["moved_at"] = time.time()
+            mark_seen(current, cause)
+            return current
+
+        written = await change(self.documents, PLACEMENTS, referral_id, begin)
+        if written is not None and written.get("state") == "releasing":
+            await self._finish_release(referral_id, written, ended)
+
+    async def _finish_release(
+        self, referral_id: str, placement: dict[str, Any], ended: dict[str, str] | None = None
+    ) -> None:
+        ended = ended or {"cancelled": "cancelled", "completed": "completed"}
+        release = placement["release"]
+        reason = release["reason"]
+        tenant = placement.get("tenant", "")
+        correlation = placement.get("correlation_id", referral_id)
+        # a placement still seeking may have just made a hold anywhere among its candidates
+        assets = {release.get("asset_id")} if release.get("from_state") != "seeking" else set()
+        if release.get("from_state") == "seeking":
+            assets |= {c["asset_id"] for c in placement.get("candidates", [])}
+        for asset_id in sorted(a for a in assets if a):
+            await self._free_at(asset_id, referral_id, reason, tenant, correlation)
+
+        def finish(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("state") != "releasing":
+                return None
+            current["moved_at"] = time.time()
+            current["hold_expires_at"] = None
+            if release["reroute"]:
+                candidates = [c["asset_id"] for c in current.get("candidates", [])]
+                passed = release.get("asset_id")
+                current["cursor"] = (
+                    candidates.index(passed) + 1 if passed in candidates else len(candidates)
+                )
+                current.setdefault("refusals", []).append({"asset_id": passed, "reason": reason})
+                current["state"] = "seeking"
+                current["asset_id"] = None
+            else:
+                current["state"] = ended.get(reason, reason)
+            current.pop("release", None)
+            return current
+
+        done = await change(self.documents, PLACEMENTS, referral_id, finish)
+        if done is not None and done.get("state") == "seeking":
+            await self.advance(referral_id)
+
+    async def _free_at(
+        self, asset_id: str, referral_id: str, reason: str, tenant: str, correlation: str
+    ) -> None:
+        promoted: str | None = None
+        expires: datetime | None = None
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal promoted, expires
+            if current is None:
+                return None
+            released = domain.release(current, referral_id)
+            if released is None:
+                return None
+            current["updated_at"] = time.time()
+            if released in ("hold", "in_use"):
+                current["freed"] = current.get("freed", 0) + 1
+                add_event(
+                    current,
+                    PlaceReleased(
+                        producer=SERVICE,
+                        tenant=tenant,
+                        correlation_id=correlation,
+                        referral_id=referral_id,
+                        asset_id=asset_id,
+                        reason=reason,  # type: ignore[arg-type]
+                    ),
+                )
+            promoted = domain.next_from_waitlist(current)
+            if promoted is not None:
+                expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(
+                    microsecond=0
+                )
+                domain.hold(current, promoted, expires.isoformat())
+                add_event(
+                    current,
+                    PlaceReserved(
+                        producer=SERVICE,
+                        tenant=tenant,
+                        correlation_id=promoted,
+                        referral_id=promoted,
+                        asset_id=asset_id,
+                        asset_name=current.get("name"),
+                        provider_org=current.get("provider_org"),
+                        hold_expires_at=expires,
+                    ),
+                )
+            add_event(current, _capacity_changed(asset_id, current, tenant, correlation, None))
+            return current
+
+        await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
+        if promoted is not None and expires is not None:
+            await self._settle_promoted(promoted, asset_id, expires.timestamp())
+
+    async def _settle_promoted(self, referral_id: str, asset_id: str, expires_at: float) -> None:
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("state") != "waitlisted":
+                return None
+            current["state"] = "held"
+            current["asset_id"] = asset_id
+            current["hold_expires_at"] = expires_at
+            current["moved_at"] = time.time()
+            return current
+
+        await change(self.documents, PLACEMENTS, referral_id, apply)
+
+    async def _undo_orphan_hold(self, referral_id: str, asset_id: str) -> None:
+        placement = await self.placement(referral_id) or {}
+        if placement.get("state") in ("held", "in-use") and placement.get("asset_id") == asset_id:
+            return
+        await self._free_at(
+            asset_id,
+            referral_id,
+            "cancelled",
+            placement.get("tenant", ""),
+            placement.get("correlation_id", referral_id),
+        )
+
+    async def expire_holds(self) -> int:
+        """Holds nobody took up in time are released and the referral moves to its next
+        candidate."""
+        lapsed = await self.documents.find(
+            PLACEMENTS, {"state": "held", "hold_expires_at": {"$lt": time.time()}}, limit=500
+        )
+        for doc in lapsed:
+            await self.release(doc["_id"], "expired", f"expiry:{doc.get('hold_expires_at')}", True)
+        return len(lapsed)
+
     async def resume_stalled(self, older_than_seconds: float) -> int:
         """Finish placements a crashed instance left half-way (self-healing)."""
         cutoff = time.time() - older_than_seconds
@@ -256,4 +515,9 @@ class CapacityStore:
         )
         for doc in stalled:
             await self.advance(doc["_id"])
-        return len(stalled)
+        releasing = await self.documents.find(
+            PLACEMENTS, {"state": "releasing", "moved_at": {"$lt": cutoff}}, limit=500
+        )
+        for doc in releasing:
+            await self._finish_release(doc["_id"], doc)
+        return len(stalled) + len(releasing)
