@@ -145,3 +145,61 @@ def referral(sample: dict[str, Any], reference: str) -> dict[str, Any]:
         {"system": "https://linkwell.example/Id/demo-gp-referral", "value": reference}
     ]
     return resource
+
+
+class CapacityCluster:
+    """Several capacity processes sharing one broker and one database, fed directly on Kafka:
+    for the stress test and the contention benchmark."""
+
+    def __init__(self, root: Path, data_dir: Path, instances: int, partitions: int) -> None:
+        self.stack = EmbeddedStack(data_dir, kafka_port=free_port(), mongo_port=free_port())
+        self.stack.start()
+        self.partitions = partitions
+        self.instances = instances
+        self.nets: list[Network] = []
+        self.root, self.data_dir = root, data_dir
+
+    async def create_topics(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        from linkwell_schemas.events import TOPICS
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(t, num_partitions=self.partitions, replication_factor=1)
+                    for t in TOPICS
+                    if "{" not in t
+                ]
+            )
+        finally:
+            await admin.close()
+
+    def start(self) -> None:
+        for n in range(self.instances):
+            net = Network.prepare(
+                self.root,
+                self.data_dir / f"capacity-{n}",
+                random_ports=True,
+                extra_env={
+                    **self.stack.env(),
+                    "LINKWELL_PARTNERS_FILE": str(self.root / "config" / "partners.demo.json"),
+                    "LINKWELL_TRACE_FILE": str(self.data_dir / "traces" / "spans.jsonl"),
+                    "CAPACITY_RESUME_AFTER_SECONDS": "3",
+                    "CAPACITY_SWEEP_EVERY_SECONDS": "1",
+                },
+            )
+            net.start_service("capacity")
+            self.nets.append(net)
+        for net in self.nets:
+            net.wait_ready(names=["capacity"])
+
+    def kill(self, n: int) -> None:
+        self.nets[n].kill("capacity")
+
+    def stop(self) -> None:
+        for net in self.nets:
+            net.stop()
+        self.stack.stop()
