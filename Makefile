@@ -24,6 +24,7 @@ unit: .venv/.synced
 bench: .venv/.synced
 	$(UV) run --frozen python bench/e2e.py
 	$(UV) run --frozen python bench/intake.py
+	$(UV) run --frozen python bench/capacity.py
 
 schemas: .venv/.synced
 	$(UV) run --frozen python -m linkwell_schemas.jsonschema
