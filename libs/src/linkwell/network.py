@@ -64,6 +64,7 @@ class Network:
             env.setdefault(f"{prefix}HOST", "127.0.0.1")
         env["INTAKE_PUBLIC_BASE_URL"] = f"http://localhost:{ports['referral-intake']}/fhir"
         env["NOTIFY_INTAKE_FHIR_BASE"] = env["INTAKE_PUBLIC_BASE_URL"]
+        env["CAPACITY_PUBLIC_BASE_URL"] = f"http://localhost:{ports['capacity']}"
         env.update(extra_env or {})
         return net
 

@@ -7,7 +7,7 @@ Events carry the minimum necessary data: no names, NHS numbers or contact detail
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -193,11 +193,33 @@ class CapacityChanged(Event):
     topic: ClassVar[str] = "capacity.capacity-changed.v1"
 
     asset_id: str
-    capacity: int | None
+    capacity: int | None = Field(description="maximum places; None when unknown or stale")
     in_use: int
     held: int
     waitlist_length: int
     accepting_referrals: bool
+    funded: int | None = Field(default=None, description="places paid for by a commissioner")
+    unit: Literal["places", "sessions", "hours"] = "places"
+    paused_reason: str | None = None
+    resume_on: date | None = None
+    stale: bool = Field(
+        default=False, description="the provider has not confirmed capacity for too long"
+    )
+    confirmed_at: datetime | None = Field(
+        default=None, description="when capacity was last declared or confirmed"
+    )
+
+
+class CapacityStale(Event):
+    """A provider's capacity has not been confirmed for too long: matching treats it as
+    unknown, and the provider is asked to confirm it (a request for notifications)."""
+
+    topic: ClassVar[str] = "capacity.capacity-stale.v1"
+
+    asset_id: str
+    provider_org: str
+    asset_name: str | None = None
+    confirmed_at: datetime | None = None
 
 
 class AssetChanged(Event):
@@ -249,6 +271,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Waitlisted,
     PlaceReleased,
     CapacityChanged,
+    CapacityStale,
     AssetChanged,
     DeliveryRecorded,
 )

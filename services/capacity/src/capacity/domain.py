@@ -7,6 +7,7 @@ redeliveries cannot overbook.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from linkwell_schemas.events import WaitlistBand
@@ -16,16 +17,37 @@ HoldOutcome = Literal[
 ]
 
 
+DAY = 86400.0
+HISTORY_DAYS = 90  # how far back freed places count towards a waitlist's expected wait
+
+
 def new_asset(name: str, provider_org: str, capacity: int | None) -> dict[str, Any]:
     return {
         "name": name,
         "provider_org": provider_org,
         "capacity": capacity,
+        "capacity_source": "directory",
+        "funded": None,
+        "unit": "places",
         "accepting_referrals": True,
+        "paused_reason": None,
+        "resume_on": None,
+        "stale": False,
+        "confirmed_at": None,
         "holds": {},
         "in_use": {},
         "waitlist": [],
+        "freed_at": [],
     }
+
+
+def accepting(asset: dict[str, Any], today: str | None = None) -> bool:
+    """Open to referrals: not paused, or paused with a resume date that has come."""
+    if asset.get("accepting_referrals", True):
+        return True
+    resume_on = asset.get("resume_on")
+    today = today or time.strftime("%Y-%m-%d", time.gmtime())
+    return bool(resume_on) and str(resume_on) <= today
 
 
 def occupied(asset: dict[str, Any]) -> int:
@@ -44,9 +66,9 @@ def hold_outcome(asset: dict[str, Any] | None, referral_id: str) -> HoldOutcome:
         return "unknown-asset"
     if referral_id in asset.get("holds", {}) or referral_id in asset.get("in_use", {}):
         return "already-held"
-    if not asset.get("accepting_referrals", True):
+    if not accepting(asset):
         return "paused"
-    if asset.get("capacity") is None:
+    if asset.get("capacity") is None or asset.get("stale"):
         return "stale-data"
     if occupied(asset) >= int(asset["capacity"]):
         return "at-capacity"
@@ -82,12 +104,29 @@ def join_waitlist(asset: dict[str, Any], referral_id: str, priority: str = "rout
     return len(ahead) + 1
 
 
-def waitlist_band(asset: dict[str, Any], position: int) -> WaitlistBand:
-    """Expected wait, from how fast places have freed up at this asset. Without history: unknown."""
-    freed_per_month = asset.get("freed_per_month")
-    if not freed_per_month:
+def note_freed(asset: dict[str, Any], now: float) -> None:
+    """Remember when a place came free (the last 50): the waitlist's expected wait comes
+    from this."""
+    asset["freed_at"] = [*asset.get("freed_at", []), now][-50:]
+
+
+def freed_per_month(asset: dict[str, Any], now: float) -> float | None:
+    recent = [t for t in asset.get("freed_at", []) if t >= now - HISTORY_DAYS * DAY]
+    if not recent:
+        return None
+    # over the history window, or since the first freed place when the history is younger
+    span_days = max(30.0, min(HISTORY_DAYS, (now - min(recent)) / DAY))
+    return len(recent) / (span_days / 30.0)
+
+
+def waitlist_band(asset: dict[str, Any], position: int, now: float | None = None) -> WaitlistBand:
+    """Expected wait, from how fast places have freed up at this asset over the last 90 days.
+    Without history: unknown."""
+    rate = freed_per_month(asset, now if now is not None else time.time())
+    if not rate:
         return WaitlistBand.unknown
-    months = position / float(freed_per_month)
+    freed_per_month_value = rate
+    months = position / float(freed_per_month_value)
     if months < 1:
         return WaitlistBand.under_1_month
     if months <= 3:
@@ -130,7 +169,7 @@ def next_from_waitlist(asset: dict[str, Any]) -> str | None:
     """Who is offered a place that has come free: the highest priority, then whoever has
     waited longest. None when nobody waits, or there is no free place to offer."""
     waitlist = asset.get("waitlist", [])
-    if not waitlist or not asset.get("accepting_referrals", True):
+    if not waitlist or not accepting(asset) or asset.get("stale"):
         return None
     free = free_places(asset)
     if free is None or free <= 0:

@@ -18,6 +18,7 @@ from linkwell.documents import DocumentStore, add_event, change, has_seen, mark_
 from linkwell_schemas.events import (
     AssetChanged,
     CapacityChanged,
+    CapacityStale,
     MatchProposed,
     PlaceRefused,
     PlaceReleased,
@@ -34,19 +35,30 @@ SERVICE = "capacity"
 
 
 def _capacity_changed(
-    asset_id: str, asset: dict[str, Any], tenant: str, correlation_id: str, causation_id: str | None
+    asset_id: str,
+    asset: dict[str, Any],
+    tenant: str,
+    correlation_id: str,
+    causation_id: str | None,
 ) -> CapacityChanged:
+    confirmed = asset.get("confirmed_at")
     return CapacityChanged(
         producer=SERVICE,
         tenant=tenant,
         correlation_id=correlation_id,
         causation_id=causation_id,
         asset_id=asset_id,
-        capacity=asset.get("capacity"),
+        capacity=None if asset.get("stale") else asset.get("capacity"),
         in_use=len(asset.get("in_use", {})),
         held=len(asset.get("holds", {})),
         waitlist_length=len(asset.get("waitlist", [])),
-        accepting_referrals=bool(asset.get("accepting_referrals", True)),
+        accepting_referrals=domain.accepting(asset),
+        funded=asset.get("funded"),
+        unit=asset.get("unit") or "places",
+        paused_reason=asset.get("paused_reason"),
+        resume_on=asset.get("resume_on"),
+        stale=bool(asset.get("stale")),
+        confirmed_at=datetime.fromtimestamp(confirmed, UTC) if confirmed else None,
     )
 
 
@@ -59,7 +71,8 @@ class CapacityStore:
         self.on_written = on_written
 
     async def setup(self) -> None:
-        await self.documents.ensure_indexes(PLACEMENTS, ["state", "moved_at"])
+        await self.documents.ensure_indexes(PLACEMENTS, ["state", "moved_at", "hold_expires_at"])
+        await self.documents.ensure_indexes(ASSETS, ["stale", "confirmed_at"])
 
     async def asset(self, asset_id: str) -> dict[str, Any] | None:
         return await self.documents.get(ASSETS, asset_id)
@@ -76,7 +89,14 @@ class CapacityStore:
             asset = current or domain.new_asset(event.asset_name, event.provider_org, None)
             asset["name"] = event.asset_name
             asset["provider_org"] = event.provider_org
-            asset["capacity"] = event.declared_capacity
+            asset["tenant"] = event.tenant
+            if asset.get("capacity_source", "directory") == "directory":
+                # the directory supplies the first figure; once the provider has set its own
+                # capacity, a directory re-import does not overwrite it
+                asset["capacity"] = event.declared_capacity
+                asset["accepting_referrals"] = event.accepting_referrals
+                asset["confirmed_at"] = event.occurred_at.timestamp()
+                asset["stale"] = False
             asset["updated_at"] = time.time()
             mark_seen(asset, str(event.event_id))
             add_event(
@@ -435,7 +455,7 @@ class CapacityStore:
                 return None
             current["updated_at"] = time.time()
             if released in ("hold", "in_use"):
-                current["freed"] = current.get("freed", 0) + 1
+                domain.note_freed(current, time.time())
                 add_event(
                     current,
                     PlaceReleased(
@@ -447,31 +467,110 @@ class CapacityStore:
                         reason=reason,  # type: ignore[arg-type]
                     ),
                 )
-            promoted = domain.next_from_waitlist(current)
-            if promoted is not None:
-                expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(
-                    microsecond=0
-                )
-                domain.hold(current, promoted, expires.isoformat())
-                add_event(
-                    current,
-                    PlaceReserved(
-                        producer=SERVICE,
-                        tenant=tenant,
-                        correlation_id=promoted,
-                        referral_id=promoted,
-                        asset_id=asset_id,
-                        asset_name=current.get("name"),
-                        provider_org=current.get("provider_org"),
-                        hold_expires_at=expires,
-                    ),
-                )
+            offered = self._offer_freed_places(current, asset_id, tenant, limit=1)
+            promoted, expires = offered[0] if offered else (None, None)
             add_event(current, _capacity_changed(asset_id, current, tenant, correlation, None))
             return current
 
         await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
         if promoted is not None and expires is not None:
             await self._settle_promoted(promoted, asset_id, expires.timestamp())
+
+    def _offer_freed_places(
+        self, asset: dict[str, Any], asset_id: str, tenant: str, limit: int | None = None
+    ) -> list[tuple[str, datetime]]:
+        """Hold free places for whoever waits (in the asset document being written)."""
+        offered: list[tuple[str, datetime]] = []
+        while limit is None or len(offered) < limit:
+            promoted = domain.next_from_waitlist(asset)
+            if promoted is None:
+                break
+            expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(microsecond=0)
+            domain.hold(asset, promoted, expires.isoformat())
+            add_event(
+                asset,
+                PlaceReserved(
+                    producer=SERVICE,
+                    tenant=tenant,
+                    correlation_id=promoted,
+                    referral_id=promoted,
+                    asset_id=asset_id,
+                    asset_name=asset.get("name"),
+                    provider_org=asset.get("provider_org"),
+                    hold_expires_at=expires,
+                ),
+            )
+            offered.append((promoted, expires))
+        return offered
+
+    # ------------------------------------------------------------ providers
+
+    async def set_capacity(
+        self, asset_id: str, provider_org: str, update: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The provider sets its capacity, pauses or resumes. Raising capacity or resuming
+        offers the freed places to whoever waits. Raises LookupError (no such asset) or
+        PermissionError (not the asset's provider)."""
+        offered: list[tuple[str, datetime]] = []
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal offered
+            if current is None:
+                raise LookupError(asset_id)
+            if current.get("provider_org") != provider_org:
+                raise PermissionError(asset_id)
+            current.update(update)
+            current["capacity_source"] = "provider"
+            current["confirmed_at"] = time.time()
+            current["stale"] = False
+            current["updated_at"] = time.time()
+            tenant = current.get("tenant", "")
+            offered = self._offer_freed_places(current, asset_id, tenant)
+            add_event(current, _capacity_changed(asset_id, current, tenant, asset_id, None))
+            return current
+
+        written = await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
+        for referral_id, expires in offered:
+            await self._settle_promoted(referral_id, asset_id, expires.timestamp())
+        assert written is not None
+        return written
+
+    async def flag_stale(self, older_than_days: float) -> int:
+        """Capacity nobody has confirmed for too long is treated as unknown, and its provider
+        is asked to confirm it."""
+        cutoff = time.time() - older_than_days * domain.DAY
+        old = await self.documents.find(
+            ASSETS, {"stale": False, "confirmed_at": {"$lt": cutoff}}, limit=500
+        )
+        for doc in old:
+            await self._flag_one(doc["_id"], cutoff)
+        return len(old)
+
+    async def _flag_one(self, asset_id: str, cutoff: float) -> None:
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("stale"):
+                return None
+            confirmed = current.get("confirmed_at")
+            if confirmed is None or confirmed >= cutoff:
+                return None
+            current["stale"] = True
+            tenant = current.get("tenant", "")
+            add_event(current, _capacity_changed(asset_id, current, tenant, asset_id, None))
+            add_event(
+                current,
+                CapacityStale(
+                    producer=SERVICE,
+                    tenant=tenant,
+                    correlation_id=asset_id,
+                    asset_id=asset_id,
+                    provider_org=current.get("provider_org", ""),
+                    asset_name=current.get("name"),
+                    confirmed_at=datetime.fromtimestamp(confirmed, UTC),
+                ),
+            )
+            return current
+
+        await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
 
     async def _settle_promoted(self, referral_id: str, asset_id: str, expires_at: float) -> None:
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,14 @@ from hypothesis import strategies as st
 from capacity import domain
 from capacity.store import CapacityStore
 from linkwell.documents import MemoryDocumentStore
-from linkwell_schemas.events import AssetChanged, Candidate, MatchProposed
+from linkwell_schemas.events import (
+    AssetChanged,
+    Candidate,
+    MatchProposed,
+    ReferralStatus,
+    ReferralUpdated,
+    WaitlistBand,
+)
 
 
 @given(capacity=st.integers(0, 5), attempts=st.lists(st.integers(0, 12), min_size=0, max_size=60))
@@ -124,3 +132,92 @@ async def test_all_full_refuses_overflow_and_waitlists_at_the_best_candidate() -
     assert lunch["waitlist"] == ["r1"]
     waitlisted = [r for r in lunch["_outbox"] if r["topic"] == "capacity.waitlisted.v1"]
     assert waitlisted[0]["payload"]["position"] == 1
+
+
+LIFECYCLE = st.lists(
+    st.tuples(
+        st.sampled_from(["propose", "accept", "decline", "cancel", "complete", "expire"]),
+        st.integers(0, 9),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=int(os.environ.get("LINKWELL_PROPERTY_EXAMPLES", "60")), deadline=None)
+@given(capacities=st.tuples(st.integers(0, 3), st.integers(0, 2)), steps=LIFECYCLE)
+def test_any_mix_of_holds_and_releases_never_overfills_or_doubles(capacities, steps) -> None:
+    """Proposals, acceptances, declines, cancellations, completions and lapsed holds, run
+    concurrently and redelivered in any order: the levels stay within the maxima, nobody
+    holds two places, and a waitlist never names someone who has a place."""
+
+    async def scenario() -> None:
+        places = CapacityStore(MemoryDocumentStore())
+        await declare(places, "small", capacities[0])
+        await declare(places, "smaller", capacities[1])
+        proposals = {n: proposal(f"r{n}", ["small", "smaller"]) for n in range(10)}
+
+        async def step(kind: str, n: int, order: int) -> None:
+            referral_id = f"r{n}"
+            if kind == "propose":
+                await places.start_placement(proposals[n])
+                await places.advance(referral_id)
+            elif kind == "expire":
+                placement = await places.placement(referral_id)
+                if placement and placement.get("state") == "held":
+                    await places.release(referral_id, "expired", f"lapse-{order}", reroute=True)
+            else:
+                status = {
+                    "accept": "accepted",
+                    "decline": "declined",
+                    "cancel": "cancelled",
+                    "complete": "completed",
+                }[kind]
+                await places.on_update(
+                    ReferralUpdated(
+                        producer="referral-intake",
+                        tenant="t",
+                        correlation_id=referral_id,
+                        referral_id=referral_id,
+                        status=ReferralStatus(status),
+                    )
+                )
+
+        await asyncio.gather(*(step(kind, n, i) for i, (kind, n) in enumerate(steps)))
+        await places.resume_stalled(older_than_seconds=-1)  # what the sweep finishes later
+        small, smaller = await places.asset("small"), await places.asset("smaller")
+        for asset, maximum in ((small, capacities[0]), (smaller, capacities[1])):
+            assert domain.occupied(asset) <= maximum
+            placed = set(asset["holds"]) | set(asset["in_use"])
+            assert not placed & set(asset["waitlist"])
+        placed_small = set(small["holds"]) | set(small["in_use"])
+        placed_smaller = set(smaller["holds"]) | set(smaller["in_use"])
+        assert not placed_small & placed_smaller, "a referral has two places"
+        for n in range(10):
+            placement = await places.placement(f"r{n}")
+            if placement and placement["state"] in ("held", "in-use"):
+                where = small if placement["asset_id"] == "small" else smaller
+                assert f"r{n}" in set(where["holds"]) | set(where["in_use"])
+
+    asyncio.run(scenario())
+
+
+def test_expected_wait_comes_from_how_fast_places_free_up() -> None:
+    now = 1_800_000_000.0
+    asset = domain.new_asset("Lunch", "vcse", 10)
+    assert domain.waitlist_band(asset, 1, now) == WaitlistBand.unknown
+    for day in range(0, 30, 5):  # six places freed over the last month
+        domain.note_freed(asset, now - day * domain.DAY)
+    assert domain.waitlist_band(asset, 3, now) == WaitlistBand.under_1_month
+    assert domain.waitlist_band(asset, 12, now) == WaitlistBand.one_to_3_months
+    assert domain.waitlist_band(asset, 40, now) == WaitlistBand.over_3_months
+    old = domain.new_asset("Lunch", "vcse", 10)
+    domain.note_freed(old, now - 200 * domain.DAY)  # too long ago to say anything
+    assert domain.waitlist_band(old, 1, now) == WaitlistBand.unknown
+
+
+def test_a_pause_with_a_resume_date_ends_by_itself() -> None:
+    asset = domain.new_asset("Walk", "vcse", 3)
+    asset.update(accepting_referrals=False, resume_on="2026-01-05")
+    assert domain.accepting(asset, today="2026-01-04") is False
+    assert domain.accepting(asset, today="2026-01-05") is True
