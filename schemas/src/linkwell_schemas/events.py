@@ -163,6 +163,11 @@ class PlaceRefused(Event):
 
     referral_id: str
     refusals: list[Refusal]
+    waitlisted_at: str | None = Field(
+        default=None,
+        description="the asset where the person is being waitlisted (capacity.waitlisted.v1 "
+        "follows with position and band); None when there is nowhere to wait",
+    )
 
 
 class WaitlistBand(StrEnum):

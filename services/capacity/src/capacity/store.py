@@ -248,6 +248,8 @@ class CapacityStore:
         refusals = [
             Refusal(asset_id=r["asset_id"], reason=r["reason"]) for r in placement["refusals"]
         ]
+        # waitlist at the best-ranked candidate that exists and is accepting
+        waitlist_at = next((r.asset_id for r in refusals if r.reason == "at-capacity"), None)
         refused = PlaceRefused(
             producer=SERVICE,
             tenant=tenant,
@@ -255,9 +257,8 @@ class CapacityStore:
             causation_id=cause,
             referral_id=referral_id,
             refusals=refusals,
+            waitlisted_at=waitlist_at,
         )
-        # waitlist at the best-ranked candidate that exists and is accepting
-        waitlist_at = next((r.asset_id for r in refusals if r.reason == "at-capacity"), None)
         if waitlist_at is not None:
 
             def join(current: dict[str, Any] | None) -> dict[str, Any] | None:

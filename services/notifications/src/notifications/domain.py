@@ -40,6 +40,8 @@ def notices_for(event: Event) -> list[Notice]:
             )
         ]
     if isinstance(event, PlaceRefused):
+        if event.waitlisted_at:
+            return []  # the waitlisting that follows says it all, with position and wait
         return [Notice("referrer", "No proposed community asset has room at the moment")]
     if isinstance(event, ReferralEscalated):
         return [Notice("referrer", f"Referral escalated to a {event.route_to}")]

@@ -397,10 +397,22 @@ def apply_event(task: dict[str, Any], event: Event) -> dict[str, Any]:
             state.waitlist = None
     elif isinstance(event, PlaceRefused):
         if newer:
-            state.business_status = "refused-capacity"
-            state.business_text = "No proposed asset has room: " + ", ".join(
-                f"{r.asset_id} ({r.reason})" for r in event.refusals
-            )
+            refused = ", ".join(f"{r.asset_id} ({r.reason})" for r in event.refusals)
+            if event.waitlisted_at:
+                # the waitlisting follows on another topic: show it now, not a refusal first
+                state.status = "received"
+                state.business_status = "waitlisted"
+                state.business_text = (
+                    f"No room yet ({refused}); waitlisted at {event.waitlisted_at}"
+                )
+                state.waitlist = state.waitlist or {
+                    "asset_id": event.waitlisted_at,
+                    "position": None,
+                    "band": "unknown",
+                }
+            else:
+                state.business_status = "refused-capacity"
+                state.business_text = "No proposed asset has room: " + refused
     elif isinstance(event, Waitlisted):
         if newer:
             state.status = "received"

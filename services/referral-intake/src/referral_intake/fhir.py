@@ -342,7 +342,11 @@ def render_task(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
         outputs.append(
             {
                 "type": {"text": "waitlisted"},
-                "valueString": f"{wl['asset_id']} position {wl['position']} ({wl['band']})",
+                "valueString": (
+                    f"{wl['asset_id']} position {wl['position']} (expected wait: {wl['band']})"
+                    if wl.get("position")
+                    else f"{wl['asset_id']} (position to follow)"
+                ),
             }
         )
     if t.get("outcome"):

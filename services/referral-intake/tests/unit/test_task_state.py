@@ -77,3 +77,23 @@ def test_refused_then_waitlisted_ends_waitlisted_with_band() -> None:
     )
     assert task["business_status"] == "waitlisted"
     assert task["waitlist"] == {"asset_id": "a1", "position": 2, "band": "unknown"}
+
+
+def test_refusal_that_waitlists_shows_waitlisted_at_once_in_either_order() -> None:
+    refused = PlaceRefused(
+        **COMMON,
+        occurred_at=T0,
+        refusals=[Refusal(asset_id="a1", reason="at-capacity")],
+        waitlisted_at="a1",
+    )
+    waitlisted = Waitlisted(
+        **COMMON, occurred_at=T0 + timedelta(seconds=1), asset_id="a1", position=2
+    )
+    first = domain.apply_event(domain.TaskState().__dict__, refused)
+    assert first["business_status"] == "waitlisted"  # never shown as refused
+    for events in ((refused, waitlisted), (waitlisted, refused)):
+        task = domain.TaskState().__dict__
+        for event in events:
+            task = domain.apply_event(task, event)
+        assert task["business_status"] == "waitlisted"
+        assert task["waitlist"] == {"asset_id": "a1", "position": 2, "band": "unknown"}
