@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = {f"asset-{n}": 3 + n for n in range(5)}  # 3..7 places: 25 in all
-REFERRALS = 1500
+REFERRALS = 2000
 FINAL = {"held", "waitlisted", "refused"}
 
 
