@@ -23,6 +23,10 @@ class Partner(BaseModel):
     public_key: str | None = Field(
         default=None, description="PEM public key that verifies the partner's bearer tokens"
     )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Standard Webhooks signing secret (whsec_...) shared with the partner",
+    )
 
 
 class PartnerFile(BaseModel):
@@ -53,6 +57,14 @@ def with_demo_keys(template: Path, keys_dir: Path, out: Path) -> Path:
             private_file.write_text(private)
             public_file.write_text(public)
         entry["public_key"] = public_file.read_text()
+        secret_file = keys_dir / f"{entry['org_id']}.webhook-secret"
+        if not secret_file.exists():
+            import base64
+            import secrets
+
+            secret_file.touch(mode=0o600)
+            secret_file.write_text("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+        entry["webhook_secret"] = secret_file.read_text()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(registry, indent=1))
     return out

@@ -37,7 +37,12 @@ class WebhookReceiver:
                     self.end_headers()
                     return
                 receiver.received.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": json.loads(body),
+                        "raw": body.decode(),
+                    }
                 )
                 self.send_response(204)
                 self.end_headers()

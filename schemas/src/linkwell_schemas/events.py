@@ -246,8 +246,12 @@ class DeliveryRecorded(Event):
     channel: Literal["webhook", "fhir-rest-hook", "email", "sms"]
     about_event_id: str
     about_topic: str
-    outcome: Literal["delivered", "failed"]
+    outcome: Literal["delivered", "retrying", "failed"] = Field(
+        description="retrying: this attempt failed and another is scheduled; failed: no more "
+        "attempts (the delivery is in the dead-letter store, replayable)"
+    )
     attempts: int
+    next_attempt_at: datetime | None = None
     detail: str | None = Field(default=None, description="status code or error class; no PII")
 
 

@@ -11,8 +11,9 @@ from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
 from notifications import __version__, handlers
-from notifications.channels import WebhookChannel
+from notifications.channels import CircuitBreaker, WebhookChannel
 from notifications.config import NotifySettings
+from notifications.deliveries import DELIVERIES, DeliveryStore
 from notifications.store import REFERRALS, NotificationStore
 
 SERVICE = handlers.SERVICE
@@ -28,7 +29,7 @@ def build(
     runtime = ServiceRuntime(
         SERVICE,
         documents,
-        [REFERRALS],
+        [REFERRALS, DELIVERIES],
         settings.kafka_bootstrap_servers,
         broker=broker,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -38,22 +39,58 @@ def build(
         for p in (partners if partners is not None else load_partners(settings.partners_file))
     }
     notices = NotificationStore(documents, on_written=runtime.relay.wake)
-    webhooks = WebhookChannel(settings.webhook_timeout_seconds, settings.webhook_attempts)
-    notifier = handlers.Notifier(notices, registry, webhooks, settings.intake_fhir_base)
+    deliveries = DeliveryStore(documents, on_written=runtime.relay.wake)
+    webhooks = WebhookChannel(
+        settings.webhook_timeout_seconds,
+        CircuitBreaker(settings.breaker_failures, settings.breaker_cool_off_seconds),
+    )
+    notifier = handlers.Notifier(notices, deliveries, registry, webhooks, settings)
     handlers.register(runtime.consumer, notifier)
+    runtime.on_startup(deliveries.setup)
+    runtime.every("dispatch-due-deliveries", settings.dispatch_every_seconds, notifier.dispatch_due)
 
     app = runtime.http_app("Linkwell notifications", version=__version__)
     app.state.notifier = notifier
 
+    def shown(delivery: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": delivery["_id"],
+            "referral_id": delivery.get("referral_id"),
+            "recipient": delivery["recipient"],
+            "role": delivery["role"],
+            "channel": delivery["channel"],
+            "about": delivery["about_topic"],
+            "state": delivery["state"],
+            "attempts": delivery["attempts"],
+            "last_detail": delivery.get("last_detail"),
+        }
+
     @app.get("/referrals/{referral_id}/deliveries")
-    async def deliveries(referral_id: str) -> dict[str, Any]:
+    async def referral_deliveries(referral_id: str) -> dict[str, Any]:
         doc = await notices.get(referral_id)
         if doc is None:
             raise HTTPException(404, "nothing known about this referral")
+        found = await deliveries.listing(referral_id=referral_id)
         return {
             "referral_id": referral_id,
-            "deliveries": doc.get("deliveries", {}),
+            "deliveries": [shown(d) for d in found],
             "pending": len(doc.get("pending", [])),
         }
+
+    @app.get("/deliveries")
+    async def list_deliveries(state: str = "dead", limit: int = 100) -> dict[str, Any]:
+        """For operators: deliveries by state (dead: every attempt failed)."""
+        found = await deliveries.listing(state=state, limit=min(max(limit, 1), 500))
+        return {"state": state, "deliveries": [shown(d) for d in found]}
+
+    @app.post("/deliveries/{key}/replay")
+    async def replay(key: str) -> dict[str, Any]:
+        """Try a dead delivery again from the start (same webhook-id: receivers drop repeats)."""
+        if not await deliveries.replay(key):
+            raise HTTPException(409, "only a dead delivery can be replayed")
+        await notifier.attempt(key)
+        delivery = await deliveries.get(key)
+        assert delivery is not None
+        return shown(delivery)
 
     return app, runtime

@@ -1,14 +1,18 @@
-"""Delivery channels. Webhooks: JSON POST to the partner's registered URL, with an id that stays
-the same on every retry so the receiver can drop repeats."""
+"""Delivery channels. Webhooks follow the Standard Webhooks specification: a JSON POST with
+`webhook-id` (the same on every retry, so the receiver can drop repeats), `webhook-timestamp`
+and `webhook-signature` (HMAC-SHA256 over id.timestamp.body with the partner's secret), so
+partners verify them with any Standard Webhooks library."""
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import hashlib
+import hmac
 import json
-import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,14 +20,55 @@ import httpx
 @dataclass(frozen=True)
 class Attempted:
     delivered: bool
-    attempts: int
     detail: str
+    retryable: bool = True
+
+
+def secret_bytes(secret: str) -> bytes:
+    """A Standard Webhooks secret: base64, optionally prefixed `whsec_`."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def signature(secret: str, msg_id: str, timestamp: int, payload: str) -> str:
+    signed = f"{msg_id}.{timestamp}.{payload}".encode()
+    digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+@dataclass
+class CircuitBreaker:
+    """Per endpoint: after `threshold` failures in a row, stop calling it for `cool_off`
+    seconds (deliveries wait, nothing is lost); one success closes it again."""
+
+    threshold: int = 5
+    cool_off: float = 30.0
+    failures: dict[str, int] = field(default_factory=dict)
+    open_until: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def endpoint(url: str) -> str:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def allows(self, url: str, now: float | None = None) -> bool:
+        return self.open_until.get(self.endpoint(url), 0.0) <= (now or time.monotonic())
+
+    def record(self, url: str, ok: bool, now: float | None = None) -> None:
+        key = self.endpoint(url)
+        if ok:
+            self.failures.pop(key, None)
+            self.open_until.pop(key, None)
+            return
+        self.failures[key] = self.failures.get(key, 0) + 1
+        if self.failures[key] >= self.threshold:
+            self.open_until[key] = (now or time.monotonic()) + self.cool_off
+            self.failures[key] = 0
 
 
 class WebhookChannel:
-    def __init__(self, timeout: float = 5.0, attempts: int = 3) -> None:
+    def __init__(self, timeout: float = 5.0, breaker: CircuitBreaker | None = None) -> None:
         self.timeout = timeout
-        self.attempts = attempts
+        self.breaker = breaker or CircuitBreaker()
         self._client: httpx.AsyncClient | None = None
 
     async def client(self) -> httpx.AsyncClient:
@@ -35,26 +80,31 @@ class WebhookChannel:
         if self._client is not None:
             await self._client.aclose()
 
-    async def send(self, url: str, delivery_id: str, body: dict[str, Any]) -> Attempted:
+    async def send(
+        self, url: str, delivery_id: str, body: dict[str, Any], secret: str | None
+    ) -> Attempted:
+        """One attempt. Retrying is the dispatcher's job, on a schedule that survives
+        restarts."""
+        if not self.breaker.allows(url):
+            return Attempted(False, "circuit open: endpoint failing, waiting before retrying")
         payload = json.dumps(body, separators=(",", ":"))
-        detail = ""
-        delay = 0.2
-        for attempt in range(1, self.attempts + 1):
-            headers = {
-                "content-type": "application/json",
-                "webhook-id": delivery_id,
-                "webhook-timestamp": str(int(time.time())),
-            }
-            try:
-                response = await (await self.client()).post(url, content=payload, headers=headers)
-                if 200 <= response.status_code < 300:
-                    return Attempted(True, attempt, f"HTTP {response.status_code}")
-                detail = f"HTTP {response.status_code}"
-                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                    return Attempted(False, attempt, detail)
-            except httpx.HTTPError as exc:
-                detail = type(exc).__name__
-            if attempt < self.attempts:
-                await asyncio.sleep(delay + random.uniform(0, delay))
-                delay *= 2
-        return Attempted(False, self.attempts, detail)
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if secret:
+            headers["webhook-signature"] = signature(secret, delivery_id, timestamp, payload)
+        try:
+            response = await (await self.client()).post(url, content=payload, headers=headers)
+        except httpx.HTTPError as exc:
+            self.breaker.record(url, False)
+            return Attempted(False, type(exc).__name__)
+        ok = 200 <= response.status_code < 300
+        self.breaker.record(url, ok)
+        if ok:
+            return Attempted(True, f"HTTP {response.status_code}")
+        # a 4xx other than timeout or throttling will not get better by trying again
+        retryable = response.status_code >= 500 or response.status_code in (408, 429)
+        return Attempted(False, f"HTTP {response.status_code}", retryable)

@@ -15,4 +15,9 @@ class NotifySettings(NetworkSettings):
     database: str = "notifications"
     intake_fhir_base: str = "http://localhost:8080/fhir"
     webhook_timeout_seconds: float = 5.0
-    webhook_attempts: int = 3
+    max_attempts: int = 12  # then the delivery is dead-lettered (listable, replayable)
+    retry_base_seconds: float = 2.0  # first retry after about this long, doubling ...
+    retry_cap_seconds: float = 3600.0  # ... up to this
+    dispatch_every_seconds: float = 1.0
+    breaker_failures: int = 5  # failures in a row that open an endpoint's circuit
+    breaker_cool_off_seconds: float = 30.0

@@ -10,6 +10,7 @@ from linkwell_schemas.events import (
     Event,
     MatchProposed,
     PlaceRefused,
+    PlaceReleased,
     PlaceReserved,
     ReferralEscalated,
     Waitlisted,
@@ -24,13 +25,27 @@ class Notice:
 
 def notices_for(event: Event) -> list[Notice]:
     if isinstance(event, PlaceReserved):
+        where = event.asset_name or event.asset_id
         return [
             Notice(
-                "referrer",
-                f"A place is held at {event.asset_name or event.asset_id} "
-                f"until {event.hold_expires_at:%d %b %Y}",
-            )
+                "referrer", f"A place is held at {where} until {event.hold_expires_at:%d %b %Y}"
+            ),
+            Notice(
+                "provider",
+                f"A referral is waiting for a place at {where}: please accept or decline by "
+                f"{event.hold_expires_at:%d %b %Y}",
+            ),
         ]
+    if isinstance(event, PlaceReleased):
+        if event.reason in ("declined", "expired"):
+            return [
+                Notice(
+                    "referrer",
+                    f"The place at {event.asset_id} was released ({event.reason}); the next "
+                    "option is being tried",
+                )
+            ]
+        return []
     if isinstance(event, Waitlisted):
         return [
             Notice(
@@ -44,7 +59,10 @@ def notices_for(event: Event) -> list[Notice]:
             return []  # the waitlisting that follows says it all, with position and wait
         return [Notice("referrer", "No proposed community asset has room at the moment")]
     if isinstance(event, ReferralEscalated):
-        return [Notice("referrer", f"Referral escalated to a {event.route_to}")]
+        return [
+            Notice("referrer", f"Referral escalated to a {event.route_to}"),
+            Notice("link-worker", f"A referral needs a {event.route_to}: {event.reason}"),
+        ]
     if isinstance(event, MatchProposed) and not event.candidates:
         return [
             Notice("referrer", f"No community asset could be proposed: {event.no_match_reason}")

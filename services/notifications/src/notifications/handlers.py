@@ -1,14 +1,18 @@
-"""Kafka handlers: learn each referral's referrer, then tell them about every step."""
+"""Kafka handlers: learn each referral's referrer, then plan a delivery for everyone who must
+hear about each step, and attempt it."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from linkwell.messaging import Consumer
 from linkwell.partners import Partner
 from linkwell_schemas import events as ev
 from notifications import domain
 from notifications.channels import WebhookChannel
+from notifications.config import NotifySettings
+from notifications.deliveries import DeliveryStore
 from notifications.store import NotificationStore
 
 SERVICE = "notifications"
@@ -18,6 +22,7 @@ NOTIFIABLE: tuple[type[ev.Event], ...] = (
     ev.PlaceRefused,
     ev.ReferralEscalated,
     ev.MatchProposed,
+    ev.PlaceReleased,
 )
 log = logging.getLogger(__name__)
 
@@ -26,20 +31,38 @@ class Notifier:
     def __init__(
         self,
         store: NotificationStore,
+        deliveries: DeliveryStore,
         partners: dict[str, Partner],
         webhooks: WebhookChannel,
-        intake_fhir_base: str,
+        settings: NotifySettings,
     ) -> None:
         self.store = store
+        self.deliveries = deliveries
         self.partners = partners
         self.webhooks = webhooks
-        self.intake_fhir_base = intake_fhir_base.rstrip("/")
+        self.settings = settings
+        self.intake_fhir_base = settings.intake_fhir_base.rstrip("/")
 
     async def on_referral_received(self, event: ev.ReferralReceived) -> None:
         doc = await self.store.know_referral(event)
         for pending in list((doc or {}).get("pending", [])):
             held = ev.TOPICS[pending["topic"]].model_validate(pending["payload"])
             await self.notify(held)
+
+    def recipients(self, role: str, doc: dict[str, Any], event: ev.Event) -> list[Partner]:
+        if role == "referrer":
+            found = self.partners.get(doc.get("referrer", ""))
+            return [found] if found else []
+        if role == "provider":
+            found = self.partners.get(getattr(event, "provider_org", None) or "")
+            return [found] if found else []
+        if role == "link-worker":
+            return [
+                p
+                for p in self.partners.values()
+                if p.kind == "link-worker" and p.tenant == doc.get("tenant", event.tenant)
+            ]
+        return []  # the person: by consent, through email or SMS (not yet)
 
     async def notify(self, event: ev.Event) -> None:
         referral_id: str = event.referral_id  # type: ignore[attr-defined]
@@ -52,41 +75,62 @@ class Notifier:
                 return
             doc = await self.store.get(referral_id)
         assert doc is not None
+        task_url = f"{self.intake_fhir_base}/Task/{referral_id}"
         for notice in notices:
-            if notice.role != "referrer":
-                continue
-            partner = self.partners.get(doc["referrer"])
-            key = domain.delivery_key(str(event.event_id), doc["referrer"], "webhook")
-            if key in doc.get("deliveries", {}):
-                continue
-            if partner is None or not partner.callback_url:
-                await self.store.drop_pending(referral_id, str(event.event_id))
-                continue  # nowhere registered to tell them; the Task still shows it
-            body = domain.webhook_body(event, notice, f"{self.intake_fhir_base}/Task/{referral_id}")
-            result = await self.webhooks.send(partner.callback_url, key, body)
-            if not result.delivered:
-                log.warning(
-                    "webhook to partner %s failed after %d attempts (%s)",
-                    partner.org_id,
-                    result.attempts,
-                    result.detail,
+            for partner in self.recipients(notice.role, doc, event):
+                if not partner.callback_url:
+                    continue  # nowhere registered to tell them; the Task still shows it
+                key = domain.delivery_key(str(event.event_id), partner.org_id, "webhook")
+                planned = await self.deliveries.plan(
+                    key,
+                    {
+                        "referral_id": referral_id,
+                        "tenant": doc.get("tenant", event.tenant),
+                        "correlation_id": event.correlation_id,
+                        "recipient": partner.org_id,
+                        "role": notice.role,
+                        "channel": "webhook",
+                        "url": partner.callback_url,
+                        "about_event_id": str(event.event_id),
+                        "about_topic": event.topic,
+                        "body": domain.webhook_body(event, notice, task_url),
+                    },
                 )
-            recorded = ev.DeliveryRecorded(
-                producer=SERVICE,
-                tenant=doc.get("tenant", event.tenant),
-                correlation_id=event.correlation_id,
-                causation_id=str(event.event_id),
-                referral_id=referral_id,
-                recipient=partner.org_id,
-                role="referrer",
-                channel="webhook",
-                about_event_id=str(event.event_id),
-                about_topic=event.topic,
-                outcome="delivered" if result.delivered else "failed",
-                attempts=result.attempts,
-                detail=result.detail,
+                if planned:
+                    await self.attempt(key)
+        await self.store.drop_pending(referral_id, str(event.event_id))
+
+    async def attempt(self, key: str) -> None:
+        """One attempt at one delivery, if it is due and no other instance has it."""
+        delivery = await self.deliveries.claim(key, self.settings.webhook_timeout_seconds * 3)
+        if delivery is None:
+            return
+        partner = self.partners.get(delivery["recipient"])
+        result = await self.webhooks.send(
+            delivery["url"], key, delivery["body"], partner.webhook_secret if partner else None
+        )
+        settled = await self.deliveries.settle(
+            key,
+            result.delivered,
+            result.retryable,
+            result.detail,
+            self.settings.max_attempts,
+            self.settings.retry_base_seconds,
+            self.settings.retry_cap_seconds,
+        )
+        if settled is not None and settled["state"] == "dead":
+            log.warning(
+                "delivery to partner %s failed for good after %d attempts (%s)",
+                delivery["recipient"],
+                settled["attempts"],
+                result.detail,
             )
-            await self.store.record(referral_id, key, recorded, str(event.event_id))
+
+    async def dispatch_due(self) -> int:
+        due = await self.deliveries.due()
+        for delivery in due:
+            await self.attempt(delivery["_id"])
+        return len(due)
 
 
 def register(consumer: Consumer, notifier: Notifier) -> None:

@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from linkwell_schemas.events import (
     Candidate,
     MatchProposed,
+    PlaceRefused,
+    PlaceReleased,
     PlaceReserved,
     ReferralEscalated,
+    Refusal,
     Waitlisted,
 )
 from notifications.domain import notices_for, webhook_body
@@ -16,26 +19,32 @@ from notifications.domain import notices_for, webhook_body
 COMMON = {"producer": "x", "tenant": "t", "correlation_id": "r1", "referral_id": "r1"}
 
 
-def test_referrer_hears_where_a_place_is_held_and_until_when() -> None:
+def test_referrer_and_provider_hear_where_a_place_is_held_and_until_when() -> None:
     event = PlaceReserved(
         **COMMON,
         asset_id="a1",
         asset_name="Hyde Park Walking for Health",
         hold_expires_at=datetime(2026, 11, 25, tzinfo=UTC),
     )
-    [notice] = notices_for(event)
+    notice, provider = notices_for(event)
     assert notice.role == "referrer"
     assert notice.summary == "A place is held at Hyde Park Walking for Health until 25 Nov 2026"
+    assert provider.role == "provider"
+    assert provider.summary == (
+        "A referral is waiting for a place at Hyde Park Walking for Health: please accept or "
+        "decline by 25 Nov 2026"
+    )
     body = webhook_body(event, notice, "http://intake/fhir/Task/r1")
     assert body["task"] == "http://intake/fhir/Task/r1" and body["referral_id"] == "r1"
 
 
 def test_referrer_hears_about_waitlists_escalations_and_no_match_but_not_every_proposal() -> None:
     assert "position 3" in notices_for(Waitlisted(**COMMON, asset_id="a1", position=3))[0].summary
-    assert (
-        notices_for(ReferralEscalated(**COMMON, reason="crisis", route_to="clinician"))[0].summary
-        == "Referral escalated to a clinician"
-    )
+    escalated = notices_for(ReferralEscalated(**COMMON, reason="crisis", route_to="clinician"))
+    assert [(n.role, n.summary) for n in escalated] == [
+        ("referrer", "Referral escalated to a clinician"),
+        ("link-worker", "A referral needs a clinician: crisis"),
+    ]
     none = MatchProposed(**COMMON, candidates=[], no_match_reason="none reachable")
     assert "none reachable" in notices_for(none)[0].summary
     some = MatchProposed(
@@ -43,3 +52,20 @@ def test_referrer_hears_about_waitlists_escalations_and_no_match_but_not_every_p
         candidates=[Candidate(asset_id="a", asset_name="a", provider_org="p", score=1, reasons=[])],
     )
     assert notices_for(some) == []
+
+
+def test_referrer_hears_of_a_released_place_being_re_routed_but_not_its_own_cancellation() -> None:
+    declined = PlaceReleased(**COMMON, asset_id="lunch", reason="declined")
+    assert [n.summary for n in notices_for(declined)] == [
+        "The place at lunch was released (declined); the next option is being tried"
+    ]
+    assert notices_for(PlaceReleased(**COMMON, asset_id="lunch", reason="cancelled")) == []
+
+
+def test_a_refusal_that_waitlists_is_told_once_by_the_waitlisting() -> None:
+    refused = PlaceRefused(
+        **COMMON, refusals=[Refusal(asset_id="a1", reason="at-capacity")], waitlisted_at="a1"
+    )
+    assert notices_for(refused) == []
+    nowhere = PlaceRefused(**COMMON, refusals=[Refusal(asset_id="a1", reason="paused")])
+    assert [n.role for n in notices_for(nowhere)] == ["referrer"]
