@@ -50,4 +50,3 @@ async def test_circuit_opens_after_repeated_failures_and_closes_after_cool_off(
     breaker.open_until.clear()  # cool-off over
     assert (await channel.send(url, "d5", {"n": 5}, None)).delivered
     await channel.close()
-
