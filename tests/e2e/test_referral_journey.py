@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from standardwebhooks import Webhook
 
 from linkwell.telemetry import read_spans, referral_traces
 from linkwell.testing import referral
@@ -163,3 +164,29 @@ def test_malformed_event_is_dead_lettered_and_the_next_referral_still_flows(netw
     assert records[0]["origin_topic"] == ReferralReceived.topic
     assert records[0]["consumer_group"] == f"matching.{ReferralReceived.topic}"
     assert records[0]["payload"] == '{"referral_id": '
+
+
+def test_referrer_down_for_a_while_is_told_once_it_recovers(network) -> None:
+    network.receiver.fail_first = 3  # the practice's endpoint answers 503 three times
+    created = network.post_referral(referral(SAMPLE, "while-down-0001"))
+    referral_id = created.json()["id"]
+    network.wait_for_task(referral_id, {"place-held", "waitlisted"}, timeout=60)
+    deadline = time.monotonic() + 60
+    while not [r for r in network.receiver.received if r["body"]["referral_id"] == referral_id]:
+        assert time.monotonic() < deadline, "never delivered after the endpoint recovered"
+        time.sleep(0.2)
+    time.sleep(3)  # any duplicate would have arrived by now
+    told = [r for r in network.receiver.received if r["body"]["referral_id"] == referral_id]
+    assert len(told) == 1
+    secret = json.loads((network.net.data_dir / "partners.json").read_text())["partners"][0][
+        "webhook_secret"
+    ]
+    headers = {k.lower(): v for k, v in told[0]["headers"].items()}
+    assert Webhook(secret).verify(told[0]["raw"], headers)["referral_id"] == referral_id
+    task = network.task(referral_id)
+    deadline = time.monotonic() + 30
+    while "delivered" not in json.dumps(task.get("note", [])):
+        assert time.monotonic() < deadline, "the delivery never reached the Task"
+        time.sleep(0.2)
+        task = network.task(referral_id)
+    assert "retrying" in json.dumps(task["note"])  # the Task shows the failed attempts too
