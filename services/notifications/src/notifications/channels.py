@@ -108,3 +108,53 @@ class WebhookChannel:
         # a 4xx other than timeout or throttling will not get better by trying again
         retryable = response.status_code >= 500 or response.status_code in (408, 429)
         return Attempted(False, f"HTTP {response.status_code}", retryable)
+
+
+class EmailChannel:
+    """Email over SMTP, for organisations with no system to receive webhooks: a plain text
+    part always (and nothing that needs a login to act on)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        starttls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.starttls, self.username, self.password = starttls, username, password
+        self.timeout = timeout
+
+    def _send(self, to: str, subject: str, text: str, delivery_id: str) -> None:
+        import smtplib
+        from email.message import EmailMessage
+        from email.utils import make_msgid
+
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid(idstring=delivery_id.replace(":", ".")[:60])
+        message["X-Linkwell-Delivery"] = delivery_id
+        message.set_content(text)
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(message)
+
+    async def send(self, to: str, subject: str, text: str, delivery_id: str) -> Attempted:
+        import asyncio
+        import smtplib
+
+        try:
+            await asyncio.to_thread(self._send, to, subject, text, delivery_id)
+        except smtplib.SMTPRecipientsRefused:
+            return Attempted(False, "SMTP recipient refused", retryable=False)
+        except (smtplib.SMTPException, OSError) as exc:
+            return Attempted(False, type(exc).__name__)
+        return Attempted(True, "SMTP accepted")

@@ -3,16 +3,19 @@ re-drive sweep."""
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
+from linkwell.actions import ActionLinkError, ActionVerifier
 from linkwell.auth import AuthError, DocumentReplayGuard, TokenVerifier
 from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
@@ -497,6 +500,89 @@ def build(
             )
         return fhir_response(
             {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+        )
+
+    actions_base = settings.actions_base_url or base.rsplit("/fhir", 1)[0] + "/actions"
+    actions = (
+        ActionVerifier(settings.action_verify_key_file.read_text(), actions_base, replay)
+        if settings.action_verify_key_file
+        else None
+    )
+
+    def action_page(status: int, title: str, text: str, form: str = "") -> HTMLResponse:
+        body = (
+            "<!doctype html><html lang=en><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><body style='font-family:sans-serif;"
+            f"max-width:36em;margin:2em auto'><h1>{html.escape(title)}</h1>"
+            f"<p>{html.escape(text)}</p>{form}</body></html>"
+        )
+        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    WORDS = {"accept": "Accept", "decline": "Decline", "attended": "Record attendance for"}
+
+    @app.get("/actions/{token}", include_in_schema=False)
+    async def action_confirm(token: str) -> HTMLResponse:
+        """Opening a link changes nothing (mail scanners open links too): it asks to confirm."""
+        if actions is None:
+            return action_page(404, "Not available", "Action links are not enabled here.")
+        try:
+            claim = actions.read(token)
+        except ActionLinkError as exc:
+            return action_page(exc.status, "Link not usable", exc.message)
+        choices = ""
+        if claim.action == "decline":
+            options = "".join(
+                f"<option value='{code}'>{html.escape(words)}</option>"
+                for code, words in domain.DECLINE_REASONS.items()
+            )
+            choices = f"<p><label>Why? <select name=reason>{options}</select></label></p>"
+        form = (
+            f"<form method=post>{choices}<button type=submit>"
+            f"{WORDS[claim.action]} this referral</button></form>"
+        )
+        return action_page(
+            200, f"{WORDS[claim.action]} a referral", f"Referral {claim.referral_id[:8]}", form
+        )
+
+    @app.post("/actions/{token}", include_in_schema=False)
+    async def action_apply(token: str, request: Request) -> HTMLResponse:
+        if actions is None:
+            return action_page(404, "Not available", "Action links are not enabled here.")
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")[:2000]))
+        try:
+            claim = actions.read(token)
+            partner = registry.get(claim.org_id)
+            if partner is None:
+                return action_page(403, "Link not usable", "This organisation is not registered.")
+            new_task: dict[str, Any] = {
+                "status": {"accept": "accepted", "decline": "rejected", "attended": "in-progress"}[
+                    claim.action
+                ]
+            }
+            if claim.action == "decline":
+                reason = form.get("reason", "other")
+                code = reason if reason in domain.DECLINE_REASONS else "other"
+                new_task["statusReason"] = {
+                    "coding": [{"system": domain.DECLINE_REASON_SYSTEM, "code": code}]
+                }
+            await actions.use(token)
+            await referrals.change_by_partner(
+                claim.referral_id,
+                claim.org_id,
+                lambda current: domain.partner_change(
+                    current, claim.org_id, partner.kind, new_task
+                ),
+                None,
+                current_trace_id(),
+            )
+        except ActionLinkError as exc:
+            return action_page(exc.status, "Link not usable", exc.message)
+        except domain.TaskChangeRefused as refused:
+            return action_page(refused.status, "Not changed", refused.message)
+        done = {"accept": "accepted", "decline": "declined", "attended": "recorded"}
+        return action_page(
+            200, "Thank you", f"The referral is {done[claim.action]}. You can close this page."
         )
 
     @app.api_route("/fhir/{resource_type}", methods=["GET", "POST", "PUT", "DELETE"])
