@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from linkwell.devstack import EmbeddedStack, die_with_parent, free_port, stop_process
-from linkwell.partners import with_demo_keys
+from linkwell.partners import action_keys, with_demo_keys
 
 SERVICES: dict[str, tuple[str, str, int]] = {
     # name: (python package, environment prefix, default port)
@@ -65,6 +65,12 @@ class Network:
         env["INTAKE_PUBLIC_BASE_URL"] = f"http://localhost:{ports['referral-intake']}/fhir"
         env["NOTIFY_INTAKE_FHIR_BASE"] = env["INTAKE_PUBLIC_BASE_URL"]
         env["CAPACITY_PUBLIC_BASE_URL"] = f"http://localhost:{ports['capacity']}"
+        env["NOTIFY_ACTIONS_BASE_URL"] = f"http://localhost:{ports['referral-intake']}/actions"
+        if "NOTIFY_ACTION_SIGNING_KEY_FILE" not in env:
+            # the key pair behind zero-login action links: notifications signs, intake checks
+            private, public = action_keys(data_dir / "demo-keys")
+            env["NOTIFY_ACTION_SIGNING_KEY_FILE"] = str(private)
+            env.setdefault("INTAKE_ACTION_VERIFY_KEY_FILE", str(public))
         env.update(extra_env or {})
         return net
 

@@ -20,6 +20,9 @@ class Partner(BaseModel):
         default=None, description="For VCSE organisations without an ODS code"
     )
     callback_url: str | None = None
+    email: str | None = Field(
+        default=None, description="the organisation's address for notices (not a person's)"
+    )
     public_key: str | None = Field(
         default=None, description="PEM public key that verifies the partner's bearer tokens"
     )
@@ -68,3 +71,17 @@ def with_demo_keys(template: Path, keys_dir: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(registry, indent=1))
     return out
+
+
+def action_keys(keys_dir: Path) -> tuple[Path, Path]:
+    """The network's key pair for zero-login action links (made once and kept)."""
+    from linkwell.auth import generate_key
+
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    private_file, public_file = keys_dir / "actions.pem", keys_dir / "actions.pub.pem"
+    if not (private_file.exists() and public_file.exists()):
+        private, public = generate_key()
+        private_file.touch(mode=0o600)
+        private_file.write_text(private)
+        public_file.write_text(public)
+    return private_file, public_file

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from faststream.kafka import KafkaBroker
 
+from linkwell.actions import ActionSigner
 from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
 from notifications import __version__, handlers
-from notifications.channels import CircuitBreaker, WebhookChannel
+from notifications.channels import CircuitBreaker, EmailChannel, WebhookChannel
 from notifications.config import NotifySettings
 from notifications.deliveries import DELIVERIES, DeliveryStore
 from notifications.store import REFERRALS, NotificationStore
@@ -44,7 +45,26 @@ def build(
         settings.webhook_timeout_seconds,
         CircuitBreaker(settings.breaker_failures, settings.breaker_cool_off_seconds),
     )
-    notifier = handlers.Notifier(notices, deliveries, registry, webhooks, settings)
+    email = (
+        EmailChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            settings.smtp_starttls,
+            settings.smtp_username,
+            settings.smtp_password,
+        )
+        if settings.smtp_host
+        else None
+    )
+    actions = (
+        ActionSigner(settings.action_signing_key_file.read_text(), settings.actions_base_url)
+        if settings.action_signing_key_file
+        else None
+    )
+    notifier = handlers.Notifier(
+        notices, deliveries, registry, webhooks, settings, email=email, actions=actions
+    )
     handlers.register(runtime.consumer, notifier)
     runtime.on_startup(deliveries.setup)
     runtime.every("dispatch-due-deliveries", settings.dispatch_every_seconds, notifier.dispatch_due)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from linkwell.settings import NetworkSettings
@@ -21,3 +23,11 @@ class NotifySettings(NetworkSettings):
     dispatch_every_seconds: float = 1.0
     breaker_failures: int = 5  # failures in a row that open an endpoint's circuit
     breaker_cool_off_seconds: float = 30.0
+    smtp_host: str | None = None  # email is sent only when a server is configured
+    smtp_port: int = 25
+    smtp_from: str = "Linkwell <no-reply@linkwell.invalid>"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    action_signing_key_file: Path | None = None  # private key that signs zero-login links
+    actions_base_url: str = "http://localhost:8080/actions"  # where those links lead

@@ -81,5 +81,24 @@ def webhook_body(event: Event, notice: Notice, task_url: str) -> dict[str, Any]:
     }
 
 
+def email_subject(notice: Notice) -> str:
+    first = notice.summary.split(":")[0]
+    return f"Linkwell: {first[:80]}"
+
+
+def email_text(notice: Notice, links: dict[str, str], task_url: str) -> str:
+    """Plain words, no personal details; links to act on it where there are any."""
+    lines = [notice.summary + ".", ""]
+    if links:
+        lines.append("You can answer straight from here, no login needed:")
+        for label, url in links.items():
+            lines += ["", f"{label}:", url]
+        lines += ["", "Each link works once and stops working when the offer ends."]
+    elif notice.role == "referrer":
+        lines.append(f"The referral's Task: {task_url}")
+    lines += ["", "-- Linkwell social prescribing network"]
+    return "\n".join(lines)
+
+
 def delivery_key(event_id: str, recipient: str, channel: str) -> str:
     return f"{event_id}:{recipient}:{channel}"

@@ -4,13 +4,15 @@ hear about each step, and attempt it."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+from linkwell.actions import ActionSigner
 from linkwell.messaging import Consumer
 from linkwell.partners import Partner
 from linkwell_schemas import events as ev
 from notifications import domain
-from notifications.channels import WebhookChannel
+from notifications.channels import EmailChannel, WebhookChannel
 from notifications.config import NotifySettings
 from notifications.deliveries import DeliveryStore
 from notifications.store import NotificationStore
@@ -35,7 +37,11 @@ class Notifier:
         partners: dict[str, Partner],
         webhooks: WebhookChannel,
         settings: NotifySettings,
+        email: EmailChannel | None = None,
+        actions: ActionSigner | None = None,
     ) -> None:
+        self.email = email
+        self.actions = actions
         self.store = store
         self.deliveries = deliveries
         self.partners = partners
@@ -78,26 +84,43 @@ class Notifier:
         task_url = f"{self.intake_fhir_base}/Task/{referral_id}"
         for notice in notices:
             for partner in self.recipients(notice.role, doc, event):
-                if not partner.callback_url:
-                    continue  # nowhere registered to tell them; the Task still shows it
-                key = domain.delivery_key(str(event.event_id), partner.org_id, "webhook")
-                planned = await self.deliveries.plan(
-                    key,
-                    {
-                        "referral_id": referral_id,
-                        "tenant": doc.get("tenant", event.tenant),
-                        "correlation_id": event.correlation_id,
-                        "recipient": partner.org_id,
-                        "role": notice.role,
-                        "channel": "webhook",
-                        "url": partner.callback_url,
-                        "about_event_id": str(event.event_id),
-                        "about_topic": event.topic,
-                        "body": domain.webhook_body(event, notice, task_url),
-                    },
-                )
-                if planned:
-                    await self.attempt(key)
+                common = {
+                    "referral_id": referral_id,
+                    "tenant": doc.get("tenant", event.tenant),
+                    "correlation_id": event.correlation_id,
+                    "recipient": partner.org_id,
+                    "role": notice.role,
+                    "about_event_id": str(event.event_id),
+                    "about_topic": event.topic,
+                }
+                planned: list[tuple[str, dict[str, Any]]] = []
+                if partner.callback_url:
+                    planned.append(
+                        (
+                            "webhook",
+                            {
+                                "url": partner.callback_url,
+                                "body": domain.webhook_body(event, notice, task_url),
+                            },
+                        )
+                    )
+                if partner.email and self.email is not None:
+                    links = self.action_links(event, notice, partner)
+                    planned.append(
+                        (
+                            "email",
+                            {
+                                "to": partner.email,
+                                "subject": domain.email_subject(notice),
+                                "text": domain.email_text(notice, links, task_url),
+                            },
+                        )
+                    )
+                # with neither, nobody can be told here; the Task still shows it
+                for channel, how in planned:
+                    key = domain.delivery_key(str(event.event_id), partner.org_id, channel)
+                    if await self.deliveries.plan(key, {**common, "channel": channel, **how}):
+                        await self.attempt(key)
         await self.store.drop_pending(referral_id, str(event.event_id))
 
     async def attempt(self, key: str) -> None:
@@ -106,9 +129,14 @@ class Notifier:
         if delivery is None:
             return
         partner = self.partners.get(delivery["recipient"])
-        result = await self.webhooks.send(
-            delivery["url"], key, delivery["body"], partner.webhook_secret if partner else None
-        )
+        if delivery["channel"] == "email" and self.email is not None:
+            result = await self.email.send(
+                delivery["to"], delivery["subject"], delivery["text"], key
+            )
+        else:
+            result = await self.webhooks.send(
+                delivery["url"], key, delivery["body"], partner.webhook_secret if partner else None
+            )
         settled = await self.deliveries.settle(
             key,
             result.delivered,
@@ -125,6 +153,30 @@ class Notifier:
                 settled["attempts"],
                 result.detail,
             )
+
+    def action_links(
+        self, event: ev.Event, notice: domain.Notice, partner: Partner
+    ) -> dict[str, str]:
+        """Links that let the provider act without logging in: accept or decline the held
+        place until the hold expires; record attendance for 90 days."""
+        if self.actions is None or notice.role != "provider":
+            return {}
+        if not isinstance(event, ev.PlaceReserved):
+            return {}
+        base = self.settings.actions_base_url
+        hold_ends = event.hold_expires_at.timestamp()
+        attend_ends = time.time() + 90 * 86400
+        return {
+            "Accept": self.actions.link(
+                base, event.referral_id, partner.org_id, "accept", hold_ends
+            ),
+            "Decline": self.actions.link(
+                base, event.referral_id, partner.org_id, "decline", hold_ends
+            ),
+            "Record attendance (once accepted)": self.actions.link(
+                base, event.referral_id, partner.org_id, "attended", attend_ends
+            ),
+        }
 
     async def dispatch_due(self) -> int:
         due = await self.deliveries.due()
