@@ -25,6 +25,7 @@ bench: .venv/.synced
 	$(UV) run --frozen python bench/e2e.py
 	$(UV) run --frozen python bench/intake.py
 	$(UV) run --frozen python bench/capacity.py
+	$(UV) run --frozen python bench/deliveries.py
 
 schemas: .venv/.synced
 	$(UV) run --frozen python -m linkwell_schemas.jsonschema

@@ -5,7 +5,7 @@ signed, posted, settled, recorded).
 Prints deliveries per second and p50/p95/p99 from the event's occurred_at to the webhook
 arriving at the subscriber.
 
-    python bench/notifications.py --subscribers 1000 --concurrency 32
+    python bench/deliveries.py --subscribers 1000 --concurrency 32
 """
 
 from __future__ import annotations
