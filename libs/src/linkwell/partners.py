@@ -23,6 +23,13 @@ class Partner(BaseModel):
     email: str | None = Field(
         default=None, description="the organisation's address for notices (not a person's)"
     )
+    sms_number: str | None = Field(
+        default=None, description="the organisation's mobile number for short notices"
+    )
+    fhir_rest_hook_url: str | None = Field(
+        default=None,
+        description="FHIR Subscription rest-hook endpoint: id-only notifications of Task changes",
+    )
     public_key: str | None = Field(
         default=None, description="PEM public key that verifies the partner's bearer tokens"
     )

@@ -12,7 +12,7 @@ from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
 from notifications import __version__, handlers
-from notifications.channels import CircuitBreaker, EmailChannel, WebhookChannel
+from notifications.channels import CircuitBreaker, EmailChannel, SmsChannel, WebhookChannel
 from notifications.config import NotifySettings
 from notifications.deliveries import DELIVERIES, DeliveryStore
 from notifications.store import REFERRALS, NotificationStore
@@ -62,8 +62,13 @@ def build(
         if settings.action_signing_key_file
         else None
     )
+    sms = (
+        SmsChannel(settings.sms_base_url, settings.sms_api_key, settings.sms_template_id or "")
+        if settings.sms_base_url and settings.sms_api_key
+        else None
+    )
     notifier = handlers.Notifier(
-        notices, deliveries, registry, webhooks, settings, email=email, actions=actions
+        notices, deliveries, registry, webhooks, settings, email=email, actions=actions, sms=sms
     )
     handlers.register(runtime.consumer, notifier)
     runtime.on_startup(deliveries.setup)

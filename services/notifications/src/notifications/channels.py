@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,7 +82,12 @@ class WebhookChannel:
             await self._client.aclose()
 
     async def send(
-        self, url: str, delivery_id: str, body: dict[str, Any], secret: str | None
+        self,
+        url: str,
+        delivery_id: str,
+        body: dict[str, Any],
+        secret: str | None,
+        content_type: str = "application/json",
     ) -> Attempted:
         """One attempt. Retrying is the dispatcher's job, on a schedule that survives
         restarts."""
@@ -90,7 +96,7 @@ class WebhookChannel:
         payload = json.dumps(body, separators=(",", ":"))
         timestamp = int(time.time())
         headers = {
-            "content-type": "application/json",
+            "content-type": content_type,
             "webhook-id": delivery_id,
             "webhook-timestamp": str(timestamp),
         }
@@ -158,3 +164,106 @@ class EmailChannel:
         except (smtplib.SMTPException, OSError) as exc:
             return Attempted(False, type(exc).__name__)
         return Attempted(True, "SMTP accepted")
+
+
+class FhirRestHookChannel:
+    """FHIR Subscriptions (R4 backport style), id-only: a `history` Bundle whose first entry is
+    the subscription status (a Parameters resource) naming the Task that changed; the GP system
+    then reads the Task with its own credentials."""
+
+    def __init__(self, webhooks: WebhookChannel) -> None:
+        self.webhooks = webhooks
+
+    @staticmethod
+    def bundle(subscription: str, task_url: str, event_number: int) -> dict[str, Any]:
+        status = {
+            "resourceType": "Parameters",
+            "meta": {
+                "profile": [
+                    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+                    "backport-subscription-status-r4"
+                ]
+            },
+            "parameter": [
+                {"name": "subscription", "valueReference": {"reference": subscription}},
+                {
+                    "name": "topic",
+                    "valueCanonical": "https://linkwell.example/SubscriptionTopic/task-changed",
+                },
+                {"name": "status", "valueCode": "active"},
+                {"name": "type", "valueCode": "event-notification"},
+                {"name": "events-since-subscription-start", "valueString": str(event_number)},
+                {
+                    "name": "notification-event",
+                    "part": [
+                        {"name": "event-number", "valueString": str(event_number)},
+                        {"name": "focus", "valueReference": {"reference": task_url}},
+                    ],
+                },
+            ],
+        }
+        return {
+            "resourceType": "Bundle",
+            "type": "history",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                    "resource": status,
+                    "request": {"method": "GET", "url": f"{subscription}/$status"},
+                    "response": {"status": "200"},
+                },
+                {
+                    "fullUrl": task_url,
+                    "request": {"method": "PUT", "url": task_url.split("/fhir/", 1)[-1]},
+                    "response": {"status": "200"},
+                },
+            ],
+        }
+
+    async def send(
+        self, url: str, delivery_id: str, body: dict[str, Any], secret: str | None
+    ) -> Attempted:
+        return await self.webhooks.send(
+            url, delivery_id, body, secret, content_type="application/fhir+json"
+        )
+
+
+class SmsChannel:
+    """Text messages through a provider with the HTTP API shape UK public services use
+    (GOV.UK Notify): POST /v2/notifications/sms with a template and personalisation, a bearer
+    JWT (HS256, iss = service id, iat) made from the API key."""
+
+    def __init__(self, base_url: str, api_key: str, template_id: str, timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        # a Notify API key: <name>-<service id (uuid)>-<secret (uuid)>
+        self.service_id = api_key[-73:-37]
+        self.secret = api_key[-36:]
+        self.template_id = template_id
+        self.timeout = timeout
+
+    async def send(self, phone_number: str, text: str, delivery_id: str) -> Attempted:
+        import jwt
+
+        token = jwt.encode(
+            {"iss": self.service_id, "iat": int(time.time())}, self.secret, algorithm="HS256"
+        )
+        body = {
+            "phone_number": phone_number,
+            "template_id": self.template_id,
+            "personalisation": {"message": text},
+            "reference": delivery_id,
+        }
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(
+                    f"{self.base_url}/v2/notifications/sms",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+        except httpx.HTTPError as exc:
+            return Attempted(False, type(exc).__name__)
+        if response.status_code == 201:
+            return Attempted(True, "HTTP 201")
+        retryable = response.status_code >= 500 or response.status_code == 429
+        return Attempted(False, f"HTTP {response.status_code}", retryable)

@@ -29,5 +29,8 @@ class NotifySettings(NetworkSettings):
     smtp_starttls: bool = False
     smtp_username: str | None = None
     smtp_password: str | None = None
+    sms_base_url: str | None = None  # a GOV.UK Notify-shaped SMS API; no URL, no SMS
+    sms_api_key: str | None = None
+    sms_template_id: str | None = None  # a template with one ((message)) placeholder
     action_signing_key_file: Path | None = None  # private key that signs zero-login links
     actions_base_url: str = "http://localhost:8080/actions"  # where those links lead

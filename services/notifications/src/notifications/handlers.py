@@ -12,7 +12,7 @@ from linkwell.messaging import Consumer
 from linkwell.partners import Partner
 from linkwell_schemas import events as ev
 from notifications import domain
-from notifications.channels import EmailChannel, WebhookChannel
+from notifications.channels import EmailChannel, FhirRestHookChannel, SmsChannel, WebhookChannel
 from notifications.config import NotifySettings
 from notifications.deliveries import DeliveryStore
 from notifications.store import NotificationStore
@@ -39,8 +39,10 @@ class Notifier:
         settings: NotifySettings,
         email: EmailChannel | None = None,
         actions: ActionSigner | None = None,
+        sms: SmsChannel | None = None,
     ) -> None:
         self.email = email
+        self.sms = sms
         self.actions = actions
         self.store = store
         self.deliveries = deliveries
@@ -104,6 +106,24 @@ class Notifier:
                             },
                         )
                     )
+                if partner.fhir_rest_hook_url and notice.role == "referrer":
+                    planned.append(
+                        (
+                            "fhir-rest-hook",
+                            {
+                                "url": partner.fhir_rest_hook_url,
+                                "body": FhirRestHookChannel.bundle(
+                                    f"Subscription/{partner.org_id}",
+                                    task_url,
+                                    int(time.time() * 1000),
+                                ),
+                            },
+                        )
+                    )
+                if partner.sms_number and self.sms is not None:
+                    planned.append(
+                        ("sms", {"to": partner.sms_number, "text": notice.summary[:300]})
+                    )
                 if partner.email and self.email is not None:
                     links = self.action_links(event, notice, partner)
                     planned.append(
@@ -132,6 +152,16 @@ class Notifier:
         if delivery["channel"] == "email" and self.email is not None:
             result = await self.email.send(
                 delivery["to"], delivery["subject"], delivery["text"], key
+            )
+        elif delivery["channel"] == "sms" and self.sms is not None:
+            result = await self.sms.send(delivery["to"], delivery["text"], key)
+        elif delivery["channel"] == "fhir-rest-hook":
+            result = await self.webhooks.send(
+                delivery["url"],
+                key,
+                delivery["body"],
+                partner.webhook_secret if partner else None,
+                content_type="application/fhir+json",
             )
         else:
             result = await self.webhooks.send(
