@@ -255,6 +255,20 @@ class DeliveryRecorded(Event):
     detail: str | None = Field(default=None, description="status code or error class; no PII")
 
 
+class Reminder(Event):
+    """Something has waited too long: the provider has not answered a held place, a hold is
+    about to lapse, or a referral has stalled. Delivered like any other notice."""
+
+    topic: ClassVar[str] = "notifications.reminder.v1"
+
+    referral_id: str
+    kind: Literal["provider-unanswered", "hold-expiring", "referral-stalled"]
+    asset_id: str | None = None
+    asset_name: str | None = None
+    provider_org: str | None = None
+    due_at: datetime | None = Field(default=None, description="when the hold lapses")
+
+
 class DeadLettered(Event):
     """A message a consumer can never process, kept with its origin so it can be replayed."""
 
@@ -283,6 +297,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CapacityStale,
     AssetChanged,
     DeliveryRecorded,
+    Reminder,
 )
 
 TOPICS: dict[str, type[Event]] = {cls.topic: cls for cls in EVENT_TYPES}

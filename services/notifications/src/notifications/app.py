@@ -73,6 +73,7 @@ def build(
     handlers.register(runtime.consumer, notifier)
     runtime.on_startup(deliveries.setup)
     runtime.every("dispatch-due-deliveries", settings.dispatch_every_seconds, notifier.dispatch_due)
+    runtime.every("publish-due-reminders", settings.remind_every_seconds, notifier.remind)
 
     app = runtime.http_app("Linkwell notifications", version=__version__)
     app.state.notifier = notifier

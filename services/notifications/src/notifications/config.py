@@ -21,6 +21,10 @@ class NotifySettings(NetworkSettings):
     retry_base_seconds: float = 2.0  # first retry after about this long, doubling ...
     retry_cap_seconds: float = 3600.0  # ... up to this
     dispatch_every_seconds: float = 1.0
+    provider_reminder_days: float = 3.0  # a held place unanswered this long: remind them
+    hold_expiring_hours: float = 24.0  # a hold lapsing within this: tell the provider
+    stalled_after_days: float = 2.0  # a referral not placed or waitlisted by then: tell referrer
+    remind_every_seconds: float = 300.0
     breaker_failures: int = 5  # failures in a row that open an endpoint's circuit
     breaker_cool_off_seconds: float = 30.0
     smtp_host: str | None = None  # email is sent only when a server is configured

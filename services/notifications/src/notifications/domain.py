@@ -13,6 +13,7 @@ from linkwell_schemas.events import (
     PlaceReleased,
     PlaceReserved,
     ReferralEscalated,
+    Reminder,
     Waitlisted,
 )
 
@@ -62,6 +63,34 @@ def notices_for(event: Event) -> list[Notice]:
         return [
             Notice("referrer", f"Referral escalated to a {event.route_to}"),
             Notice("link-worker", f"A referral needs a {event.route_to}: {event.reason}"),
+        ]
+    if isinstance(event, Reminder):
+        where = event.asset_name or event.asset_id or "the asset"
+        by = f" by {event.due_at:%d %b %Y}" if event.due_at else ""
+        if event.kind == "provider-unanswered":
+            return [
+                Notice(
+                    "provider",
+                    f"Reminder: a referral is still waiting for your answer "
+                    f"at {where}; please accept or decline{by}",
+                )
+            ]
+        if event.kind == "hold-expiring":
+            return [
+                Notice(
+                    "provider",
+                    f"The place held at {where} will be released{by} unless "
+                    "the referral is accepted",
+                ),
+                Notice(
+                    "referrer",
+                    f"The place held at {where} has not been taken up yet; it lapses{by}",
+                ),
+            ]
+        return [
+            Notice(
+                "referrer", "The referral has not been placed yet; a link worker may need to help"
+            )
         ]
     if isinstance(event, MatchProposed) and not event.candidates:
         return [

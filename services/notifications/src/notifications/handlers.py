@@ -25,6 +25,7 @@ NOTIFIABLE: tuple[type[ev.Event], ...] = (
     ev.ReferralEscalated,
     ev.MatchProposed,
     ev.PlaceReleased,
+    ev.Reminder,
 )
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Notifier:
 
     async def on_referral_received(self, event: ev.ReferralReceived) -> None:
         doc = await self.store.know_referral(event)
+        await self.store.track(event)
         for pending in list((doc or {}).get("pending", [])):
             held = ev.TOPICS[pending["topic"]].model_validate(pending["payload"])
             await self.notify(held)
@@ -214,8 +216,24 @@ class Notifier:
             await self.attempt(delivery["_id"])
         return len(due)
 
+    async def on_step(self, event: ev.Event) -> None:
+        await self.store.track(event)
+        await self.notify(event)
+
+    async def on_referral_updated(self, event: ev.ReferralUpdated) -> None:
+        await self.store.track(event)  # a partner answered: nothing is awaited any more
+
+    async def remind(self) -> int:
+        s = self.settings
+        return await self.store.due_reminders(
+            s.provider_reminder_days * 86400,
+            s.hold_expiring_hours * 3600,
+            s.stalled_after_days * 86400,
+        )
+
 
 def register(consumer: Consumer, notifier: Notifier) -> None:
     consumer.subscribe(ev.ReferralReceived, notifier.on_referral_received)
+    consumer.subscribe(ev.ReferralUpdated, notifier.on_referral_updated)
     for event_type in NOTIFIABLE:
-        consumer.subscribe(event_type, notifier.notify)
+        consumer.subscribe(event_type, notifier.on_step)

@@ -3,10 +3,19 @@ been delivered, and the delivery-recorded events, over any DocumentStore."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from linkwell.documents import DocumentStore, add_event, change, has_seen, mark_seen
-from linkwell_schemas.events import DeliveryRecorded, Event, ReferralReceived
+from linkwell_schemas.events import (
+    DeliveryRecorded,
+    Event,
+    MatchProposed,
+    PlaceReserved,
+    ReferralReceived,
+    Reminder,
+)
 
 REFERRALS = "referrals"
 
@@ -86,3 +95,92 @@ class NotificationStore:
             return current if len(current["pending"]) != before else None
 
         await change(self.documents, REFERRALS, referral_id, apply)
+
+    # ------------------------------------------------------------ what is awaited
+
+    async def track(self, event: Event) -> None:
+        """Remember what each referral is waiting for, so reminders can be due: a held place
+        waits for the provider; anything settled waits for nothing."""
+        at = event.occurred_at.timestamp()
+        if isinstance(event, (Reminder, DeliveryRecorded)):
+            return  # about the wait, not a step in it
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            doc = current or {}
+            if at < doc.get("tracked_at", 0):
+                return None  # an older event arriving late changes nothing
+            doc["tracked_at"] = at
+            if isinstance(event, PlaceReserved):
+                doc["awaiting"] = {
+                    "what": "provider",
+                    "since": at,
+                    "asset_id": event.asset_id,
+                    "asset_name": event.asset_name,
+                    "provider_org": event.provider_org,
+                    "hold_expires_at": event.hold_expires_at.timestamp(),
+                    "reminded": [],
+                }
+            elif isinstance(event, ReferralReceived):
+                doc.setdefault("awaiting", {"what": "placement", "since": at, "reminded": []})
+            elif isinstance(event, MatchProposed) and event.candidates:
+                return None  # still to be placed: the wait goes on
+            else:
+                doc["awaiting"] = None
+            return doc
+
+        await change(self.documents, REFERRALS, event.referral_id, apply)  # type: ignore[attr-defined]
+
+    async def due_reminders(
+        self, unanswered_after: float, expiring_within: float, stalled_after: float
+    ) -> int:
+        """Publish the reminders that have come due (each once per referral and kind)."""
+        now = time.time()
+        waiting = await self.documents.find(
+            REFERRALS,
+            {"awaiting.since": {"$lt": now - min(unanswered_after, stalled_after)}},
+            limit=500,
+        )
+        expiring = await self.documents.find(
+            REFERRALS, {"awaiting.hold_expires_at": {"$lt": now + expiring_within}}, limit=500
+        )
+        count = 0
+        for doc in {d["_id"]: d for d in waiting + expiring}.values():
+
+            def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+                nonlocal count
+                awaiting = (current or {}).get("awaiting")
+                if not awaiting:
+                    return None
+                kinds = []
+                if awaiting["what"] == "provider":
+                    if now - awaiting["since"] > unanswered_after:
+                        kinds.append("provider-unanswered")
+                    if awaiting["hold_expires_at"] - now < expiring_within:
+                        kinds.append("hold-expiring")
+                elif now - awaiting["since"] > stalled_after:
+                    kinds.append("referral-stalled")
+                kinds = [k for k in kinds if k not in awaiting["reminded"]]
+                if not kinds:
+                    return None
+                for kind in kinds:
+                    awaiting["reminded"].append(kind)
+                    due = awaiting.get("hold_expires_at")
+                    add_event(
+                        current,
+                        Reminder(
+                            producer="notifications",
+                            tenant=current.get("tenant", ""),
+                            correlation_id=current["_id"],
+                            referral_id=current["_id"],
+                            kind=kind,
+                            asset_id=awaiting.get("asset_id"),
+                            asset_name=awaiting.get("asset_name"),
+                            provider_org=awaiting.get("provider_org"),
+                            due_at=datetime.fromtimestamp(due, UTC) if due else None,
+                        ),
+                    )
+                    count += 1
+                return current
+
+            await change(self.documents, REFERRALS, doc["_id"], apply, on_written=self.on_written)
+        return count
