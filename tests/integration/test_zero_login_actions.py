@@ -5,22 +5,18 @@ and a tampered, expired or reused link is refused with a clear page."""
 
 from __future__ import annotations
 
-import email
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from faststream.kafka import TestKafkaBroker
 
 from linkwell.actions import ActionSigner
 from linkwell.auth import PartnerAuth, generate_key
-from linkwell.devstack import free_port
 from linkwell.documents import MemoryDocumentStore
 from linkwell.partners import Partner
 from linkwell_schemas.events import (
@@ -45,25 +41,6 @@ GP = Partner(org_id="gp-demo-headingley", name="GP", kind="gp", tenant="t", publ
 CLUB = Partner(
     org_id="vcse-lunch", name="Lunch club", kind="vcse", tenant="t", email="lunchclub@example.org"
 )
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
 
 
 async def test_lunch_club_accepts_from_its_email_without_logging_in(smtp, tmp_path) -> None:

@@ -65,6 +65,9 @@ class Network:
         env["INTAKE_PUBLIC_BASE_URL"] = f"http://localhost:{ports['referral-intake']}/fhir"
         env["NOTIFY_INTAKE_FHIR_BASE"] = env["INTAKE_PUBLIC_BASE_URL"]
         env["CAPACITY_PUBLIC_BASE_URL"] = f"http://localhost:{ports['capacity']}"
+        env.setdefault(
+            "NOTIFY_SERVICE_KEY_FILE", str(data_dir / "demo-keys" / "linkwell-notifications.pem")
+        )
         env["NOTIFY_ACTIONS_BASE_URL"] = f"http://localhost:{ports['referral-intake']}/actions"
         if "NOTIFY_ACTION_SIGNING_KEY_FILE" not in env:
             # the key pair behind zero-login action links: notifications signs, intake checks

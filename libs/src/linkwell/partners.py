@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 class Partner(BaseModel):
     org_id: str
     name: str
-    kind: Literal["gp", "vcse", "link-worker", "ops"]
+    kind: Literal["gp", "vcse", "link-worker", "ops", "service"]
     tenant: str
     ods_code: str | None = None
     network_identifier: str | None = Field(
@@ -75,6 +75,26 @@ def with_demo_keys(template: Path, keys_dir: Path, out: Path) -> Path:
             secret_file.touch(mode=0o600)
             secret_file.write_text("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
         entry["webhook_secret"] = secret_file.read_text()
+    # the network's own services that call each other (notifications reads a consenting
+    # person's contact details from intake at the moment of sending, and keeps none)
+    private_file = keys_dir / "linkwell-notifications.pem"
+    public_file = keys_dir / "linkwell-notifications.pub.pem"
+    if not (private_file.exists() and public_file.exists()):
+        private, public = generate_key()
+        private_file.touch(mode=0o600)
+        private_file.write_text(private)
+        public_file.write_text(public)
+    registry["partners"] = [
+        p for p in registry["partners"] if p["org_id"] != "linkwell-notifications"
+    ] + [
+        {
+            "org_id": "linkwell-notifications",
+            "name": "Linkwell notifications service",
+            "kind": "service",
+            "tenant": "*",
+            "public_key": public_file.read_text(),
+        }
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(registry, indent=1))
     return out

@@ -8,11 +8,18 @@ from fastapi import FastAPI, HTTPException
 from faststream.kafka import KafkaBroker
 
 from linkwell.actions import ActionSigner
+from linkwell.auth import PartnerAuth
 from linkwell.documents import DocumentStore, MongoDocumentStore
 from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
 from notifications import __version__, handlers
-from notifications.channels import CircuitBreaker, EmailChannel, SmsChannel, WebhookChannel
+from notifications.channels import (
+    CircuitBreaker,
+    ContactBook,
+    EmailChannel,
+    SmsChannel,
+    WebhookChannel,
+)
 from notifications.config import NotifySettings
 from notifications.deliveries import DELIVERIES, DeliveryStore
 from notifications.store import REFERRALS, NotificationStore
@@ -25,6 +32,7 @@ def build(
     store: DocumentStore | None = None,
     broker: KafkaBroker | None = None,
     partners: list[Partner] | None = None,
+    contact_book: ContactBook | None = None,
 ) -> tuple[FastAPI, ServiceRuntime]:
     documents = store or MongoDocumentStore(settings.mongodb_url, settings.database)
     runtime = ServiceRuntime(
@@ -67,8 +75,30 @@ def build(
         if settings.sms_base_url and settings.sms_api_key
         else None
     )
+    contacts = (
+        contact_book
+        if contact_book is not None
+        else ContactBook(
+            settings.intake_fhir_base,
+            PartnerAuth(
+                settings.service_key_file.read_text(),
+                settings.service_id,
+                settings.intake_fhir_base.rstrip("/"),
+            ),
+        )
+        if settings.service_key_file
+        else None
+    )
     notifier = handlers.Notifier(
-        notices, deliveries, registry, webhooks, settings, email=email, actions=actions, sms=sms
+        notices,
+        deliveries,
+        registry,
+        webhooks,
+        settings,
+        email=email,
+        actions=actions,
+        sms=sms,
+        contacts=contacts,
     )
     handlers.register(runtime.consumer, notifier)
     runtime.on_startup(deliveries.setup)

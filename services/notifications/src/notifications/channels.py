@@ -267,3 +267,33 @@ class SmsChannel:
             return Attempted(True, "HTTP 201")
         retryable = response.status_code >= 500 or response.status_code == 429
         return Attempted(False, f"HTTP {response.status_code}", retryable)
+
+
+class ContactBook:
+    """How to reach a person who agreed to be contacted, asked of referral-intake at the moment
+    of sending and kept nowhere: deliveries to a person store no address."""
+
+    def __init__(
+        self,
+        intake_fhir_base: str,
+        auth: httpx.Auth,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.origin = intake_fhir_base.rstrip("/").rsplit("/fhir", 1)[0]
+        self.auth = auth
+        self.transport = transport
+
+    async def lookup(self, referral_id: str) -> dict[str, Any] | None:
+        """The person's contact details, {"may_contact": False}, or None when intake could not
+        be asked (try again later)."""
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.origin, auth=self.auth, transport=self.transport, timeout=10
+            ) as client:
+                answer = await client.get(f"/internal/referrals/{referral_id}/contact")
+        except httpx.HTTPError:
+            return None
+        if answer.status_code != 200:
+            return None if answer.status_code >= 500 else {"may_contact": False}
+        found: dict[str, Any] = answer.json()
+        return found

@@ -36,6 +36,11 @@ def notices_for(event: Event) -> list[Notice]:
                 f"A referral is waiting for a place at {where}: please accept or decline by "
                 f"{event.hold_expires_at:%d %b %Y}",
             ),
+            Notice(
+                "person",
+                f"Good news: a place has been kept for you at {where}. They will be in touch "
+                "soon. If you have questions, ask the person who referred you.",
+            ),
         ]
     if isinstance(event, PlaceReleased):
         if event.reason in ("declined", "expired"):
@@ -53,7 +58,12 @@ def notices_for(event: Event) -> list[Notice]:
                 "referrer",
                 f"Waitlisted at {event.asset_id}, position {event.position} "
                 f"(expected wait: {event.band.value})",
-            )
+            ),
+            Notice(
+                "person",
+                "The group picked for you is full just now, so you are on its waiting list. "
+                "We will tell you when a place comes up.",
+            ),
         ]
     if isinstance(event, PlaceRefused):
         if event.waitlisted_at:

@@ -12,7 +12,14 @@ from linkwell.messaging import Consumer
 from linkwell.partners import Partner
 from linkwell_schemas import events as ev
 from notifications import domain
-from notifications.channels import EmailChannel, FhirRestHookChannel, SmsChannel, WebhookChannel
+from notifications.channels import (
+    Attempted,
+    ContactBook,
+    EmailChannel,
+    FhirRestHookChannel,
+    SmsChannel,
+    WebhookChannel,
+)
 from notifications.config import NotifySettings
 from notifications.deliveries import DeliveryStore
 from notifications.store import NotificationStore
@@ -41,7 +48,9 @@ class Notifier:
         email: EmailChannel | None = None,
         actions: ActionSigner | None = None,
         sms: SmsChannel | None = None,
+        contacts: ContactBook | None = None,
     ) -> None:
+        self.contacts = contacts
         self.email = email
         self.sms = sms
         self.actions = actions
@@ -87,6 +96,9 @@ class Notifier:
         assert doc is not None
         task_url = f"{self.intake_fhir_base}/Task/{referral_id}"
         for notice in notices:
+            if notice.role == "person":
+                await self.plan_for_person(event, notice, doc)
+                continue
             for partner in self.recipients(notice.role, doc, event):
                 common = {
                     "referral_id": referral_id,
@@ -145,13 +157,62 @@ class Notifier:
                         await self.attempt(key)
         await self.store.drop_pending(referral_id, str(event.event_id))
 
+    async def plan_for_person(
+        self, event: ev.Event, notice: domain.Notice, doc: dict[str, Any]
+    ) -> None:
+        """Only with consent (never with "do not contact"), by the channel they prefer, in
+        plain words. The address is looked up at the moment of sending and not kept."""
+        if not doc.get("contact_person") or self.contacts is None:
+            return
+        channel = doc.get("preferred_channel")
+        if (
+            channel not in ("sms", "email")
+            or (channel == "sms" and self.sms is None)
+            or (channel == "email" and self.email is None)
+        ):
+            return
+        key = domain.delivery_key(str(event.event_id), "person", channel)
+        planned = await self.deliveries.plan(
+            key,
+            {
+                "referral_id": event.referral_id,  # type: ignore[attr-defined]
+                "tenant": doc.get("tenant", event.tenant),
+                "correlation_id": event.correlation_id,
+                "recipient": "person",
+                "role": "person",
+                "channel": channel,
+                "subject": "About your referral",
+                "text": notice.summary,
+                "about_event_id": str(event.event_id),
+                "about_topic": event.topic,
+            },
+        )
+        if planned:
+            await self.attempt(key)
+
+    async def send_to_person(self, delivery: dict[str, Any], key: str) -> Attempted:
+        assert self.contacts is not None
+        contact = await self.contacts.lookup(delivery["referral_id"])
+        if contact is None:
+            return Attempted(False, "contact details not available yet")
+        address = contact.get(delivery["channel"]) if contact.get("may_contact") else None
+        if not address:
+            return Attempted(False, "no consent or no address for this channel", retryable=False)
+        if delivery["channel"] == "sms" and self.sms is not None:
+            return await self.sms.send(address, delivery["text"], key)
+        if delivery["channel"] == "email" and self.email is not None:
+            return await self.email.send(address, delivery["subject"], delivery["text"], key)
+        return Attempted(False, "channel not configured", retryable=False)
+
     async def attempt(self, key: str) -> None:
         """One attempt at one delivery, if it is due and no other instance has it."""
         delivery = await self.deliveries.claim(key, self.settings.webhook_timeout_seconds * 3)
         if delivery is None:
             return
         partner = self.partners.get(delivery["recipient"])
-        if delivery["channel"] == "email" and self.email is not None:
+        if delivery["recipient"] == "person":
+            result = await self.send_to_person(delivery, key)
+        elif delivery["channel"] == "email" and self.email is not None:
             result = await self.email.send(
                 delivery["to"], delivery["subject"], delivery["text"], key
             )

@@ -38,6 +38,7 @@ class NotificationStore:
             doc["contact_person"] = (
                 event.consent.contact_person and not event.consent.do_not_contact
             )
+            doc["preferred_channel"] = event.consent.preferred_channel
             mark_seen(doc, str(event.event_id))
             return doc
 

@@ -26,7 +26,7 @@ def test_referrer_and_provider_hear_where_a_place_is_held_and_until_when() -> No
         asset_name="Hyde Park Walking for Health",
         hold_expires_at=datetime(2026, 11, 25, tzinfo=UTC),
     )
-    notice, provider = notices_for(event)
+    notice, provider, person = notices_for(event)
     assert notice.role == "referrer"
     assert notice.summary == "A place is held at Hyde Park Walking for Health until 25 Nov 2026"
     assert provider.role == "provider"
@@ -34,6 +34,7 @@ def test_referrer_and_provider_hear_where_a_place_is_held_and_until_when() -> No
         "A referral is waiting for a place at Hyde Park Walking for Health: please accept or "
         "decline by 25 Nov 2026"
     )
+    assert person.role == "person" and "kept for you at Hyde Park" in person.summary
     body = webhook_body(event, notice, "http://intake/fhir/Task/r1")
     assert body["task"] == "http://intake/fhir/Task/r1" and body["referral_id"] == "r1"
 

@@ -502,6 +502,38 @@ def build(
             {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
         )
 
+    @app.get("/internal/referrals/{referral_id}/contact", include_in_schema=False)
+    async def person_contact(referral_id: str, request: Request) -> JSONResponse:
+        """For the network's notifications service only, at the moment it sends: how to reach
+        the person, if they agreed to be contacted and did not ask not to be."""
+        partner = await partner_of(request)
+        if partner.kind != "service":
+            raise fhir.FhirError(403, [("forbidden", "Only network services may ask", None)])
+        doc = await referrals.get(referral_id)
+        if doc is None or partner.tenant not in ("*", doc["tenant"]):
+            raise fhir.FhirError(404, [("not-found", "No such resource", None)])
+        received = doc.get("received_event") or {}
+        consent = received.get("consent") or {}
+        if not consent.get("contact_person") or consent.get("do_not_contact"):
+            return JSONResponse({"may_contact": False})
+        patient = fhir.contained_patient(doc["service_request"]) or {}
+        reach: dict[str, str] = {}
+        for telecom in patient.get("telecom") or []:
+            system, value = telecom.get("system"), telecom.get("value")
+            if system == "email" and value:
+                reach.setdefault("email", value)
+            if system in ("sms", "phone") and value and telecom.get("use") in (None, "mobile"):
+                reach.setdefault("sms", value)
+        return JSONResponse(
+            {
+                "may_contact": True,
+                "language": received.get("language"),
+                "preferred_channel": consent.get("preferred_channel"),
+                **reach,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
     actions_base = settings.actions_base_url or base.rsplit("/fhir", 1)[0] + "/actions"
     actions = (
         ActionVerifier(settings.action_verify_key_file.read_text(), actions_base, replay)
