@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -99,6 +100,9 @@ def build(
         actions=actions,
         sms=sms,
         contacts=contacts,
+        catalogue=(
+            json.loads(settings.messages_file.read_text()) if settings.messages_file else None
+        ),
     )
     handlers.register(runtime.consumer, notifier)
     runtime.on_startup(deliveries.setup)

@@ -36,6 +36,7 @@ class NotifySettings(NetworkSettings):
     sms_base_url: str | None = None  # a GOV.UK Notify-shaped SMS API; no URL, no SMS
     sms_api_key: str | None = None
     sms_template_id: str | None = None  # a template with one ((message)) placeholder
+    messages_file: Path | None = None  # the person's messages in more languages (JSON)
     service_id: str = "linkwell-notifications"  # this service, as registered with intake
     service_key_file: Path | None = None  # signs its calls for a person's contact details
     action_signing_key_file: Path | None = None  # private key that signs zero-login links

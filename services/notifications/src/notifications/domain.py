@@ -22,6 +22,32 @@ from linkwell_schemas.events import (
 class Notice:
     role: str  # referrer, provider, link-worker, person
     summary: str
+    message: str | None = None  # for the person: which message, in their language
+    values: tuple[tuple[str, str], ...] = ()
+
+
+# What the person referred is told, in plain words, by language (BCP-47). A region adds its
+# own languages with NOTIFY_MESSAGES_FILE (JSON of the same shape); English is the fallback.
+PERSON_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "place-kept": "Good news: a place has been kept for you at {where}. They will be in "
+        "touch soon. If you have questions, ask the person who referred you.",
+        "waitlisted": "The group picked for you is full just now, so you are on its waiting "
+        "list. We will tell you when a place comes up.",
+    }
+}
+
+
+def person_text(
+    notice: Notice, language: str | None, catalogue: dict[str, dict[str, str]]
+) -> tuple[str, str]:
+    """(text, language used): the person's language where the region has it, else English."""
+    wanted = (language or "en").split("-")[0].lower()
+    for lang in (language or "", wanted, "en"):
+        texts = catalogue.get(lang) or PERSON_MESSAGES.get(lang)
+        if texts and notice.message in texts:
+            return texts[notice.message].format(**dict(notice.values)), lang
+    return notice.summary, "en"
 
 
 def notices_for(event: Event) -> list[Notice]:
@@ -38,8 +64,9 @@ def notices_for(event: Event) -> list[Notice]:
             ),
             Notice(
                 "person",
-                f"Good news: a place has been kept for you at {where}. They will be in touch "
-                "soon. If you have questions, ask the person who referred you.",
+                PERSON_MESSAGES["en"]["place-kept"].format(where=where),
+                "place-kept",
+                (("where", where),),
             ),
         ]
     if isinstance(event, PlaceReleased):
@@ -59,11 +86,7 @@ def notices_for(event: Event) -> list[Notice]:
                 f"Waitlisted at {event.asset_id}, position {event.position} "
                 f"(expected wait: {event.band.value})",
             ),
-            Notice(
-                "person",
-                "The group picked for you is full just now, so you are on its waiting list. "
-                "We will tell you when a place comes up.",
-            ),
+            Notice("person", PERSON_MESSAGES["en"]["waitlisted"], "waitlisted"),
         ]
     if isinstance(event, PlaceRefused):
         if event.waitlisted_at:

@@ -49,8 +49,10 @@ class Notifier:
         actions: ActionSigner | None = None,
         sms: SmsChannel | None = None,
         contacts: ContactBook | None = None,
+        catalogue: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.contacts = contacts
+        self.catalogue = catalogue or {}
         self.email = email
         self.sms = sms
         self.actions = actions
@@ -172,6 +174,7 @@ class Notifier:
         ):
             return
         key = domain.delivery_key(str(event.event_id), "person", channel)
+        text, language = domain.person_text(notice, doc.get("language"), self.catalogue)
         planned = await self.deliveries.plan(
             key,
             {
@@ -182,7 +185,8 @@ class Notifier:
                 "role": "person",
                 "channel": channel,
                 "subject": "About your referral",
-                "text": notice.summary,
+                "text": text,
+                "language": language,
                 "about_event_id": str(event.event_id),
                 "about_topic": event.topic,
             },

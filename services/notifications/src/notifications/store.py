@@ -39,6 +39,7 @@ class NotificationStore:
                 event.consent.contact_person and not event.consent.do_not_contact
             )
             doc["preferred_channel"] = event.consent.preferred_channel
+            doc["language"] = event.language
             mark_seen(doc, str(event.event_id))
             return doc
 

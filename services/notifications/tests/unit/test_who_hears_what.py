@@ -14,7 +14,7 @@ from linkwell_schemas.events import (
     Refusal,
     Waitlisted,
 )
-from notifications.domain import notices_for, webhook_body
+from notifications.domain import notices_for, person_text, webhook_body
 
 COMMON = {"producer": "x", "tenant": "t", "correlation_id": "r1", "referral_id": "r1"}
 
@@ -70,3 +70,21 @@ def test_a_refusal_that_waitlists_is_told_once_by_the_waitlisting() -> None:
     assert notices_for(refused) == []
     nowhere = PlaceRefused(**COMMON, refusals=[Refusal(asset_id="a1", reason="paused")])
     assert [n.role for n in notices_for(nowhere)] == ["referrer"]
+
+
+def test_the_person_is_told_in_their_language_where_the_region_has_it() -> None:
+    event = PlaceReserved(
+        **COMMON,
+        asset_id="a1",
+        asset_name="Clwb Cinio",
+        hold_expires_at=datetime(2026, 11, 25, tzinfo=UTC),
+    )
+    person = notices_for(event)[-1]
+    catalogue = {"cy": {"place-kept": "Newyddion da: mae lle wedi'i gadw i chi yn {where}."}}
+    assert person_text(person, "cy", catalogue) == (
+        "Newyddion da: mae lle wedi'i gadw i chi yn Clwb Cinio.",
+        "cy",
+    )
+    english, used = person_text(person, "pl", catalogue)  # no Polish here yet: English
+    assert used == "en" and english.startswith("Good news: a place has been kept for you")
+    assert "Clwb Cinio" in english
