@@ -23,10 +23,17 @@ DEMO_RECEIVER_PORT = 8090
 class _DemoReceiver(BaseHTTPRequestHandler):
     """Stands in for the demo GP system's webhook endpoint, so the loop visibly closes."""
 
+    seen: set[str] = set()
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(204)
         self.end_headers()
+        delivery = self.headers.get("webhook-id", "")
+        if delivery in self.seen:  # as every Standard Webhooks receiver should: once per id
+            print(f"  [webhook {delivery[:8]}... repeated; already handled]", flush=True)
+            return
+        self.seen.add(delivery)
         try:
             note = json.loads(body)
             print(
