@@ -285,6 +285,54 @@ class Notifier:
         await self.store.track(event)
         await self.notify(event)
 
+    async def on_capacity_stale(self, event: ev.CapacityStale) -> None:
+        """Ask the provider to confirm capacity nobody has confirmed for too long."""
+        partner = self.partners.get(event.provider_org)
+        if partner is None:
+            return
+        summary = (
+            f"Please confirm how many places {event.asset_name or event.asset_id} has: until "
+            "you do, no new referrals are sent there"
+        )
+        channels: list[tuple[str, dict[str, Any]]] = []
+        if partner.callback_url:
+            body = {
+                "type": event.topic,
+                "event_id": str(event.event_id),
+                "occurred_at": event.occurred_at.isoformat(),
+                "asset_id": event.asset_id,
+                "summary": summary,
+            }
+            channels.append(("webhook", {"url": partner.callback_url, "body": body}))
+        if partner.email and self.email is not None:
+            channels.append(
+                (
+                    "email",
+                    {
+                        "to": partner.email,
+                        "subject": "Linkwell: please confirm your capacity",
+                        "text": summary + ".\n\n-- Linkwell social prescribing network",
+                    },
+                )
+            )
+        for channel, how in channels:
+            key = domain.delivery_key(str(event.event_id), partner.org_id, channel)
+            planned = await self.deliveries.plan(
+                key,
+                {
+                    "referral_id": None,
+                    "tenant": event.tenant,
+                    "recipient": partner.org_id,
+                    "role": "provider",
+                    "channel": channel,
+                    "about_event_id": str(event.event_id),
+                    "about_topic": event.topic,
+                    **how,
+                },
+            )
+            if planned:
+                await self.attempt(key)
+
     async def on_referral_updated(self, event: ev.ReferralUpdated) -> None:
         await self.store.track(event)  # a partner answered: nothing is awaited any more
 
@@ -300,5 +348,6 @@ class Notifier:
 def register(consumer: Consumer, notifier: Notifier) -> None:
     consumer.subscribe(ev.ReferralReceived, notifier.on_referral_received)
     consumer.subscribe(ev.ReferralUpdated, notifier.on_referral_updated)
+    consumer.subscribe(ev.CapacityStale, notifier.on_capacity_stale)
     for event_type in NOTIFIABLE:
         consumer.subscribe(event_type, notifier.on_step)

@@ -18,7 +18,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from linkwell.documents import MemoryDocumentStore
 from linkwell.partners import Partner
-from linkwell_schemas.events import Organisation, PlaceReserved, ReferralReceived
+from linkwell_schemas.events import CapacityStale, Organisation, PlaceReserved, ReferralReceived
 from notifications.app import build
 from notifications.config import NotifySettings
 
@@ -161,3 +161,27 @@ async def test_a_wrong_sms_api_key_is_not_retried_forever(notify_api) -> None:
     [delivery] = await app.state.notifier.deliveries.listing(referral_id="r1")
     assert (delivery["state"], delivery["last_detail"]) == ("dead", "HTTP 403")
     assert notify_api.sent == []
+
+
+async def test_provider_is_asked_to_confirm_stale_capacity_once(webhook_receiver) -> None:
+    club = Partner(
+        org_id="vcse-lunch",
+        name="Lunch club",
+        kind="vcse",
+        tenant="t",
+        callback_url=webhook_receiver.url("/lunch"),
+    )
+    app, _ = build(NotifySettings(), store=MemoryDocumentStore(), partners=[club])
+    stale = CapacityStale(
+        producer="capacity",
+        tenant="t",
+        correlation_id="lunch",
+        asset_id="lunch",
+        provider_org="vcse-lunch",
+        asset_name="Lunch club",
+    )
+    await app.state.notifier.on_capacity_stale(stale)
+    await app.state.notifier.on_capacity_stale(stale)  # redelivered
+    [asked] = webhook_receiver.received
+    assert asked["body"]["summary"].startswith("Please confirm how many places Lunch club has")
+    assert asked["body"]["asset_id"] == "lunch"
