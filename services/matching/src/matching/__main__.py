@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
+from linkwell.logs import setup_logging
 from linkwell.runtime import serve
 from linkwell.telemetry import setup_tracing
 from matching.app import SERVICE, build
@@ -11,7 +10,7 @@ from matching.config import MatchingSettings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(SERVICE)
     settings = MatchingSettings()
     setup_tracing(SERVICE, settings.otel_exporter_otlp_endpoint)
     app, _ = build(settings)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
+from linkwell.logs import setup_logging
 from linkwell.runtime import serve
 from linkwell.telemetry import setup_tracing
 from notifications.app import SERVICE, build
@@ -11,7 +10,7 @@ from notifications.config import NotifySettings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(SERVICE)
     settings = NotifySettings()
     setup_tracing(SERVICE, settings.otel_exporter_otlp_endpoint)
     app, _ = build(settings)
