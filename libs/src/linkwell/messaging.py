@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from linkwell.documents import ConcurrentChangeError, DocumentStore, change
+from linkwell.metrics import ServiceMetrics
 from linkwell_schemas.events import DeadLettered, Event, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class OutboxRelay:
     ) -> None:
         self.store = store
         self.collections = list(collections)
+        self.metrics: ServiceMetrics | None = None
         self.publisher = publisher
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
@@ -133,10 +136,14 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         moved = 0
+        waiting = 0
         for collection in self.collections:
             docs = await self.store.find(collection, {"_outbox_pending": True}, limit=200)
+            waiting += len(docs)
             for doc in docs:
                 moved += await self._relay_doc(collection, doc)
+        if self.metrics is not None:
+            self.metrics.outbox_waiting.labels(self.metrics.service).set(waiting)
         return moved
 
     async def _relay_doc(self, collection: str, doc: dict[str, Any]) -> int:
@@ -162,6 +169,8 @@ class OutboxRelay:
             finally:
                 otel_context.detach(token)
             published.add(record["event_id"])
+            if self.metrics is not None:
+                self.metrics.relayed.labels(self.metrics.service, record["topic"]).inc()
 
         def remove(current: dict[str, Any] | None) -> dict[str, Any] | None:
             if current is None:
@@ -196,6 +205,10 @@ class Consumer:
         self.attempts = attempts
         self.session_timeout_ms = session_timeout_ms
         self.dead_letter_topic = dead_letter_topic(service)
+        self.metrics: ServiceMetrics | None = None
+
+    def measured(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
 
     def group_id(self, topic: str) -> str:
         return f"{self.service}.{topic}"
@@ -222,6 +235,19 @@ class Consumer:
     async def process(
         self, model: type[Event], handler: Handler, group_id: str, msg: KafkaMessage
     ) -> None:
+        began = time.perf_counter()
+        outcome = "retried-later"
+        try:
+            outcome = await self._process(model, handler, group_id, msg)
+        finally:
+            if self.metrics is not None:
+                labels = (self.metrics.service, model.topic)
+                self.metrics.handled.labels(*labels, outcome).inc()
+                self.metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - began)
+
+    async def _process(
+        self, model: type[Event], handler: Handler, group_id: str, msg: KafkaMessage
+    ) -> str:
         raw = msg.raw_message
         body: bytes = msg.body
         try:
@@ -230,7 +256,7 @@ class Consumer:
             await self.dead_letter(
                 model.topic, group_id, raw, body, "ValidationError", describe_validation_error(exc)
             )
-            return
+            return "dead-lettered"
         span = trace.get_current_span()
         span.set_attribute("linkwell.event_id", str(event.event_id))
         span.set_attribute("linkwell.correlation_id", event.correlation_id)
@@ -240,12 +266,12 @@ class Consumer:
         for attempt in range(1, self.attempts + 1):
             try:
                 await handler(event)
-                return
+                return "ok"
             except PermanentError as exc:
                 await self.dead_letter(
                     model.topic, group_id, raw, body, type(exc).__name__, str(exc)
                 )
-                return
+                return "dead-lettered"
             except TRANSIENT_ERRORS:
                 if attempt == self.attempts:
                     # leave it uncommitted: redelivered once the dependency is back
@@ -261,9 +287,10 @@ class Consumer:
                         type(exc).__name__,
                         "handler failed repeatedly",
                     )
-                    return
+                    return "dead-lettered"
             await asyncio.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 2.0)
+        return "retried-later"
 
     async def dead_letter(
         self, topic: str, group_id: str, raw: Any, body: bytes, error_type: str, error: str
@@ -283,6 +310,8 @@ class Consumer:
             payload=body.decode(errors="replace"),
         )
         log.warning("dead-lettered a message from %s: %s", topic, error_type)
+        if self.metrics is not None:
+            self.metrics.dead_lettered.labels(self.metrics.service, topic).inc()
         headers = {"event_id": str(letter.event_id)}
         await self.publisher.publish_raw(
             self.dead_letter_topic,

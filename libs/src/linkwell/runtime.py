@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from linkwell.documents import DocumentStore
 from linkwell.messaging import Consumer, OutboxRelay, Publisher
+from linkwell.metrics import ServiceMetrics
 from linkwell.telemetry import TracingMiddleware
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class ServiceRuntime:
             self.broker, name, self.publisher, session_timeout_ms=session_timeout_ms
         )
         self.relay = OutboxRelay(store, outbox_collections, self.publisher)
+        self.metrics = ServiceMetrics(name)
+        self.consumer.measured(self.metrics)
+        self.relay.metrics = self.metrics
         self._sweeps: list[tuple[str, float, Sweep]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._startup: list[Callable[[], Awaitable[None]]] = []
@@ -121,6 +125,14 @@ class ServiceRuntime:
         @app.get("/healthz", include_in_schema=False)
         async def healthz() -> dict[str, str]:
             return {"status": "ok", "service": runtime.name}
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            return Response(
+                generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
+            )
 
         @app.get("/readyz", include_in_schema=False)
         async def readyz() -> JSONResponse:
