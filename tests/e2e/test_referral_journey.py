@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from standardwebhooks import Webhook
 
+from linkwell import ops
 from linkwell.telemetry import read_spans, referral_traces
+from linkwell.testing import GP as GP_ID
 from linkwell.testing import referral
 from linkwell_schemas.events import ReferralReceived, dead_letter_topic
 
@@ -190,3 +193,44 @@ def test_referrer_down_for_a_while_is_told_once_it_recovers(network) -> None:
         time.sleep(0.2)
         task = network.task(referral_id)
     assert "retrying" in json.dumps(task["note"])  # the Task shows the failed attempts too
+
+
+def test_ops_command_shows_lag_dead_letters_and_one_referral_everywhere(network) -> None:
+    bootstrap = network.net.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    async def poison() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(ReferralReceived.topic, b"not json", key=b"ops-poison")
+        finally:
+            await producer.stop()
+
+    asyncio.run(poison())
+    created = network.post_referral(referral(SAMPLE, "ops-0001"))
+    referral_id = created.json()["id"]
+    network.wait_for_task(referral_id, {"place-held", "waitlisted"}, timeout=60)
+
+    deadline = time.monotonic() + 30
+    while True:
+        lag = {row["group"]: row["lag"] for row in asyncio.run(ops.consumer_lag(bootstrap))}
+        if lag.get("matching.intake.referral-received.v1") == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert lag["matching.intake.referral-received.v1"] == 0
+    assert "capacity.matching.match-proposed.v1" in lag
+
+    letters = asyncio.run(ops.dead_letters(bootstrap, "matching"))
+    mine = [letter for letter in letters if letter["origin_key"] == "ops-poison"]
+    assert mine and mine[0]["error_type"] == "ValidationError"
+    assert all("payload" not in letter for letter in letters)  # bodies are not printed
+
+    urls = {name: network.net.url(name) for name in ops.SERVICES}
+    token = network.auth(GP_ID)
+    request = httpx.Request("GET", network.fhir)
+    headers = {"Authorization": next(token.auth_flow(request)).headers["authorization"]}
+    seen = asyncio.run(ops.referral_everywhere(urls, referral_id, headers))
+    assert seen["referral-intake"]["business_status"] in {"place-held", "waitlisted"}
+    assert seen["capacity"]["state"] in {"held", "waitlisted"}
+    assert seen["matching"]["referral_id"] == referral_id
+    assert seen["notifications"]["referral_id"] == referral_id

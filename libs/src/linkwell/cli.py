@@ -3,6 +3,9 @@
 linkwell up                      start broker, database and the four services
 linkwell token <org-id>          a bearer token signed with a demo partner's key (one request)
 linkwell trace <referral-id>     print the span tree of one referral
+linkwell ops lag                 how far behind each consumer group is
+linkwell ops dead-letters <svc>  what a service could not handle (origin, error; no bodies)
+linkwell ops referral <id>       one referral as every service sees it
 """
 
 from __future__ import annotations
@@ -131,6 +134,52 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ops(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from linkwell import ops
+
+    bootstrap = args.kafka or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    if args.what == "lag":
+        for row in asyncio.run(ops.consumer_lag(bootstrap)):
+            print(f"{row['group']:<70} {row['lag']:>8}")
+        return 0
+    if args.what == "dead-letters":
+        if not args.target:
+            print("which service? e.g. linkwell ops dead-letters matching", file=sys.stderr)
+            return 2
+        for letter in asyncio.run(ops.dead_letters(bootstrap, args.target)):
+            print(json.dumps(letter))
+        return 0
+    if not args.target:
+        print("which referral? linkwell ops referral <id>", file=sys.stderr)
+        return 2
+    urls = {
+        name: os.environ.get(
+            f"LINKWELL_{name.upper().replace('-', '_')}_URL", f"http://127.0.0.1:{port}"
+        )
+        for name, port in (
+            ("referral-intake", 8080),
+            ("matching", 8081),
+            ("capacity", 8082),
+            ("notifications", 8083),
+        )
+    }
+    headers = {}
+    if args.as_partner:
+        from linkwell.auth import mint_token
+
+        key = (Path("data") / "demo-keys" / f"{args.as_partner}.pem").read_text()
+        headers["Authorization"] = "Bearer " + mint_token(
+            key,
+            args.as_partner,
+            f"http://localhost:{urls['referral-intake'].rsplit(':', 1)[-1]}/fhir",
+        )
+    print(json.dumps(asyncio.run(ops.referral_everywhere(urls, args.target, headers)), indent=1))
+    return 0
+
+
 def _trace(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else default_trace_file()
     traces = referral_traces(read_spans(path), args.referral_id)
@@ -156,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--audience", help="FHIR base URL (default: http://localhost:8080/fhir)")
     token.add_argument("--lifetime", type=int, default=60, help="seconds (at most 300)")
     token.set_defaults(func=_token)
+    ops_cmd = sub.add_parser("ops", help="consumer lag, dead letters, one referral everywhere")
+    ops_cmd.add_argument("what", choices=["lag", "dead-letters", "referral"])
+    ops_cmd.add_argument("target", nargs="?", help="a service (dead-letters) or referral id")
+    ops_cmd.add_argument("--kafka", help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS)")
+    ops_cmd.add_argument("--as-partner", help="read the Task as this demo partner")
+    ops_cmd.set_defaults(func=_ops)
     trace = sub.add_parser("trace", help="print the span tree of one referral")
     trace.add_argument("referral_id")
     trace.add_argument("--file", help="span file (default: $LINKWELL_TRACE_FILE or data/traces)")

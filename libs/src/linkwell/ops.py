@@ -1,0 +1,126 @@
+"""What an operator asks of a running network: how far behind each consumer group is, what
+is in the dead-letter topics, and where one referral stands in every service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from linkwell_schemas.events import TOPICS, dead_letter_topic
+
+SERVICES = ("referral-intake", "matching", "capacity", "notifications")
+
+
+async def consumer_lag(bootstrap: str) -> list[dict[str, Any]]:
+    """For every `<service>.<topic>` group: committed offset against the end of each partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        groups = {
+            g[0] if isinstance(g, tuple) else g.group_id for g in await admin.list_consumer_groups()
+        }
+        topics = await consumer.topics()
+        for service in SERVICES:
+            for topic in sorted(t for t in TOPICS if "{" not in t and t in topics):
+                group = f"{service}.{topic}"
+                if group not in groups:
+                    continue
+                partitions = [
+                    TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+                ]
+                ends = await consumer.end_offsets(partitions)
+                # read the group's commits as a member would, without joining it
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+                )
+                await reader.start()
+                try:
+                    lag = 0
+                    for tp in partitions:
+                        done = await reader.committed(tp)
+                        lag += ends[tp] - (done if done is not None and done >= 0 else 0)
+                finally:
+                    await reader.stop()
+                rows.append({"group": group, "topic": topic, "lag": lag})
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return rows
+
+
+async def dead_letters(bootstrap: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The dead letters of one service, oldest first (read without committing anything)."""
+    topic = dead_letter_topic(service)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    letters: list[dict[str, Any]] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer.topics()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+
+        async def more_to_read() -> bool:
+            for tp in partitions:
+                if await consumer.position(tp) < ends[tp]:
+                    return True
+            return False
+
+        while len(letters) < limit and await more_to_read():
+            batch = await consumer.getmany(timeout_ms=1000, max_records=limit)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    letter = json.loads(record.value)
+                    letter.pop("payload", None)  # the body may hold personal data: not printed
+                    letters.append(letter)
+    finally:
+        await consumer.stop()
+    return letters[:limit]
+
+
+async def referral_everywhere(
+    urls: dict[str, str], referral_id: str, headers: dict[str, str]
+) -> dict[str, Any]:
+    """One referral as each service sees it (ids and states only)."""
+    found: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=5) as client:
+        probes = {
+            "referral-intake": f"{urls['referral-intake']}/fhir/Task/{referral_id}",
+            "matching": f"{urls['matching']}/proposals/{referral_id}",
+            "capacity": f"{urls['capacity']}/placements/{referral_id}",
+            "notifications": f"{urls['notifications']}/referrals/{referral_id}/deliveries",
+        }
+        for service, url in probes.items():
+            try:
+                answer = await client.get(
+                    url, headers=headers if service == "referral-intake" else {}
+                )
+                found[service] = (
+                    answer.json() if answer.status_code == 200 else {"status": answer.status_code}
+                )
+            except httpx.HTTPError as exc:
+                found[service] = {"unreachable": type(exc).__name__}
+    task = found.get("referral-intake") or {}
+    if task.get("resourceType") == "Task":
+        found["referral-intake"] = {
+            "status": task["status"],
+            "business_status": task["businessStatus"]["coding"][0]["code"],
+            "owner": (task.get("owner") or {}).get("identifier", {}).get("value"),
+        }
+    return found
