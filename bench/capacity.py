@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from linkwell.testing import CapacityCluster
+from linkwell.testing import CapacityCluster, percentile
 from linkwell_schemas.events import (
     AssetChanged,
     Candidate,
@@ -35,11 +35,6 @@ from linkwell_schemas.events import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 async def run(bootstrap: str, args: argparse.Namespace) -> dict:

@@ -25,14 +25,10 @@ from pathlib import Path
 from linkwell.devstack import EmbeddedStack, free_port
 from linkwell.documents import MongoDocumentStore
 from linkwell.partners import Partner
+from linkwell.testing import percentile
 from linkwell_schemas.events import Organisation, PlaceReserved, ReferralReceived
 from notifications.app import build
 from notifications.config import NotifySettings
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 class Subscribers:

@@ -37,20 +37,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from linkwell.auth import PartnerAuth
-from linkwell.testing import GP, launch, referral
+from linkwell.testing import GP, launch, percentile, referral
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = json.loads((ROOT / "examples" / "fhir" / "social-prescribing-referral.json").read_text())
 FINAL = {"place-held", "waitlisted", "refused-capacity", "no-match", "escalated"}
 HEADERS = {"Content-Type": "application/fhir+json"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def describe(name: str, seconds: list[float]) -> str:

@@ -32,15 +32,10 @@ from linkwell.auth import PartnerAuth
 from linkwell.devstack import EmbeddedStack, free_port
 from linkwell.network import Network
 from linkwell.partners import with_demo_keys
-from linkwell.testing import GP, referral
+from linkwell.testing import GP, percentile, referral
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = json.loads((ROOT / "examples" / "fhir" / "social-prescribing-referral.json").read_text())
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 async def post_referrals(fhir: str, auth: httpx.Auth, count: int, concurrency: int) -> dict:

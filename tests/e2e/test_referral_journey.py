@@ -38,6 +38,20 @@ SDOH_FOOD = json.loads(
 )
 
 
+def send_raw(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
+    """Put bytes on a topic as a faulty producer would."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
 def test_gp_referral_gets_a_place_held_the_referrer_told_and_one_trace(network) -> None:
     created = network.post_referral(SAMPLE)
     assert created.status_code == 201, created.text
@@ -131,15 +145,7 @@ def test_same_referral_sent_twice_is_one_referral(network) -> None:
 def test_malformed_event_is_dead_lettered_and_the_next_referral_still_flows(network) -> None:
     bootstrap = network.net.env["KAFKA_BOOTSTRAP_SERVERS"]
 
-    async def poison() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            await producer.send_and_wait(ReferralReceived.topic, b'{"referral_id": ', key=b"poison")
-        finally:
-            await producer.stop()
-
-    asyncio.run(poison())
+    send_raw(bootstrap, ReferralReceived.topic, b'{"referral_id": ', b"poison")
     created = network.post_referral(referral(SAMPLE, "after-poison-0001"))
     assert created.status_code == 201
     network.wait_for_task(created.json()["id"], {"place-held", "waitlisted"}, timeout=60)
@@ -198,15 +204,7 @@ def test_referrer_down_for_a_while_is_told_once_it_recovers(network) -> None:
 def test_ops_command_shows_lag_dead_letters_and_one_referral_everywhere(network) -> None:
     bootstrap = network.net.env["KAFKA_BOOTSTRAP_SERVERS"]
 
-    async def poison() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            await producer.send_and_wait(ReferralReceived.topic, b"not json", key=b"ops-poison")
-        finally:
-            await producer.stop()
-
-    asyncio.run(poison())
+    send_raw(bootstrap, ReferralReceived.topic, b"not json", b"ops-poison")
     created = network.post_referral(referral(SAMPLE, "ops-0001"))
     referral_id = created.json()["id"]
     network.wait_for_task(referral_id, {"place-held", "waitlisted"}, timeout=60)

@@ -208,3 +208,11 @@ class CapacityCluster:
         for net in self.nets:
             net.stop()
         self.stack.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of the values, for the benchmarks' figures."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]

@@ -184,23 +184,7 @@ class CapacityStore:
                     expires_at = datetime.fromisoformat(held["expires_at"]).timestamp()
             if outcome != "held" or current is None:
                 return None
-            expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(microsecond=0)
-            expires_at = expires.timestamp()
-            domain.hold(current, referral_id, expires.isoformat())
-            add_event(
-                current,
-                PlaceReserved(
-                    producer=SERVICE,
-                    tenant=tenant,
-                    correlation_id=correlation,
-                    causation_id=cause,
-                    referral_id=referral_id,
-                    asset_id=asset_id,
-                    asset_name=current.get("name"),
-                    provider_org=current.get("provider_org"),
-                    hold_expires_at=expires,
-                ),
-            )
+            expires_at = self._hold(current, asset_id, referral_id, tenant, correlation, cause)
             add_event(current, _capacity_changed(asset_id, current, tenant, correlation, cause))
             return current
 
@@ -373,7 +357,6 @@ class CapacityStore:
         Three steps, each one write and each safe to repeat: the placement records that it is
         releasing (so a crash is resumed by the sweep), the asset frees and re-offers the
         place, the placement moves on."""
-        ended = {"cancelled": "cancelled", "completed": "completed"}
 
         def begin(current: dict[str, Any] | None) -> dict[str, Any] | None:
             if current is not None and has_seen(current, cause):
@@ -401,12 +384,9 @@ class CapacityStore:
 
         written = await change(self.documents, PLACEMENTS, referral_id, begin)
         if written is not None and written.get("state") == "releasing":
-            await self._finish_release(referral_id, written, ended)
+            await self._finish_release(referral_id, written)
 
-    async def _finish_release(
-        self, referral_id: str, placement: dict[str, Any], ended: dict[str, str] | None = None
-    ) -> None:
-        ended = ended or {"cancelled": "cancelled", "completed": "completed"}
+    async def _finish_release(self, referral_id: str, placement: dict[str, Any]) -> None:
         release = placement["release"]
         reason = release["reason"]
         tenant = placement.get("tenant", "")
@@ -433,7 +413,7 @@ class CapacityStore:
                 current["state"] = "seeking"
                 current["asset_id"] = None
             else:
-                current["state"] = ended.get(reason, reason)
+                current["state"] = reason  # cancelled or completed
             current.pop("release", None)
             return current
 
@@ -445,7 +425,7 @@ class CapacityStore:
         self, asset_id: str, referral_id: str, reason: str, tenant: str, correlation: str
     ) -> None:
         promoted: str | None = None
-        expires: datetime | None = None
+        expires: float | None = None
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal promoted, expires
@@ -475,34 +455,49 @@ class CapacityStore:
 
         await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
         if promoted is not None and expires is not None:
-            await self._settle_promoted(promoted, asset_id, expires.timestamp())
+            await self._settle_promoted(promoted, asset_id, expires)
 
     def _offer_freed_places(
         self, asset: dict[str, Any], asset_id: str, tenant: str, limit: int | None = None
-    ) -> list[tuple[str, datetime]]:
+    ) -> list[tuple[str, float]]:
         """Hold free places for whoever waits (in the asset document being written)."""
-        offered: list[tuple[str, datetime]] = []
+        offered: list[tuple[str, float]] = []
         while limit is None or len(offered) < limit:
             promoted = domain.next_from_waitlist(asset)
             if promoted is None:
                 break
-            expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(microsecond=0)
-            domain.hold(asset, promoted, expires.isoformat())
-            add_event(
-                asset,
-                PlaceReserved(
-                    producer=SERVICE,
-                    tenant=tenant,
-                    correlation_id=promoted,
-                    referral_id=promoted,
-                    asset_id=asset_id,
-                    asset_name=asset.get("name"),
-                    provider_org=asset.get("provider_org"),
-                    hold_expires_at=expires,
-                ),
-            )
-            offered.append((promoted, expires))
+            expires_at = self._hold(asset, asset_id, promoted, tenant, promoted, None)
+            offered.append((promoted, expires_at))
         return offered
+
+    def _hold(
+        self,
+        asset: dict[str, Any],
+        asset_id: str,
+        referral_id: str,
+        tenant: str,
+        correlation: str,
+        cause: str | None,
+    ) -> float:
+        """Hold a place on the asset document being written, with its PlaceReserved event.
+        The hold's expiry, as a timestamp."""
+        expires = (datetime.now(UTC) + timedelta(hours=self.hold_hours)).replace(microsecond=0)
+        domain.hold(asset, referral_id, expires.isoformat())
+        add_event(
+            asset,
+            PlaceReserved(
+                producer=SERVICE,
+                tenant=tenant,
+                correlation_id=correlation,
+                causation_id=cause,
+                referral_id=referral_id,
+                asset_id=asset_id,
+                asset_name=asset.get("name"),
+                provider_org=asset.get("provider_org"),
+                hold_expires_at=expires,
+            ),
+        )
+        return expires.timestamp()
 
     # ------------------------------------------------------------ providers
 
@@ -512,7 +507,7 @@ class CapacityStore:
         """The provider sets its capacity, pauses or resumes. Raising capacity or resuming
         offers the freed places to whoever waits. Raises LookupError (no such asset) or
         PermissionError (not the asset's provider)."""
-        offered: list[tuple[str, datetime]] = []
+        offered: list[tuple[str, float]] = []
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal offered
@@ -532,7 +527,7 @@ class CapacityStore:
 
         written = await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
         for referral_id, expires in offered:
-            await self._settle_promoted(referral_id, asset_id, expires.timestamp())
+            await self._settle_promoted(referral_id, asset_id, expires)
         assert written is not None
         return written
 

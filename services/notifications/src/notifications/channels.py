@@ -166,67 +166,55 @@ class EmailChannel:
         return Attempted(True, "SMTP accepted")
 
 
-class FhirRestHookChannel:
-    """FHIR Subscriptions (R4 backport style), id-only: a `history` Bundle whose first entry is
-    the subscription status (a Parameters resource) naming the Task that changed; the GP system
-    then reads the Task with its own credentials."""
-
-    def __init__(self, webhooks: WebhookChannel) -> None:
-        self.webhooks = webhooks
-
-    @staticmethod
-    def bundle(subscription: str, task_url: str, event_number: int) -> dict[str, Any]:
-        status = {
-            "resourceType": "Parameters",
-            "meta": {
-                "profile": [
-                    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
-                    "backport-subscription-status-r4"
-                ]
+def rest_hook_bundle(subscription: str, task_url: str, event_number: int) -> dict[str, Any]:
+    """A FHIR Subscriptions (R4 backport style) id-only notification: a `history` Bundle whose
+    first entry is the subscription status (a Parameters resource) naming the Task that changed;
+    the GP system then reads the Task with its own credentials. Sent as a signed webhook with
+    content type application/fhir+json."""
+    status = {
+        "resourceType": "Parameters",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+                "backport-subscription-status-r4"
+            ]
+        },
+        "parameter": [
+            {"name": "subscription", "valueReference": {"reference": subscription}},
+            {
+                "name": "topic",
+                "valueCanonical": "https://linkwell.example/SubscriptionTopic/task-changed",
             },
-            "parameter": [
-                {"name": "subscription", "valueReference": {"reference": subscription}},
-                {
-                    "name": "topic",
-                    "valueCanonical": "https://linkwell.example/SubscriptionTopic/task-changed",
-                },
-                {"name": "status", "valueCode": "active"},
-                {"name": "type", "valueCode": "event-notification"},
-                {"name": "events-since-subscription-start", "valueString": str(event_number)},
-                {
-                    "name": "notification-event",
-                    "part": [
-                        {"name": "event-number", "valueString": str(event_number)},
-                        {"name": "focus", "valueReference": {"reference": task_url}},
-                    ],
-                },
-            ],
-        }
-        return {
-            "resourceType": "Bundle",
-            "type": "history",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "entry": [
-                {
-                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                    "resource": status,
-                    "request": {"method": "GET", "url": f"{subscription}/$status"},
-                    "response": {"status": "200"},
-                },
-                {
-                    "fullUrl": task_url,
-                    "request": {"method": "PUT", "url": task_url.split("/fhir/", 1)[-1]},
-                    "response": {"status": "200"},
-                },
-            ],
-        }
-
-    async def send(
-        self, url: str, delivery_id: str, body: dict[str, Any], secret: str | None
-    ) -> Attempted:
-        return await self.webhooks.send(
-            url, delivery_id, body, secret, content_type="application/fhir+json"
-        )
+            {"name": "status", "valueCode": "active"},
+            {"name": "type", "valueCode": "event-notification"},
+            {"name": "events-since-subscription-start", "valueString": str(event_number)},
+            {
+                "name": "notification-event",
+                "part": [
+                    {"name": "event-number", "valueString": str(event_number)},
+                    {"name": "focus", "valueReference": {"reference": task_url}},
+                ],
+            },
+        ],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": status,
+                "request": {"method": "GET", "url": f"{subscription}/$status"},
+                "response": {"status": "200"},
+            },
+            {
+                "fullUrl": task_url,
+                "request": {"method": "PUT", "url": task_url.split("/fhir/", 1)[-1]},
+                "response": {"status": "200"},
+            },
+        ],
+    }
 
 
 class SmsChannel:

@@ -16,9 +16,9 @@ from notifications.channels import (
     Attempted,
     ContactBook,
     EmailChannel,
-    FhirRestHookChannel,
     SmsChannel,
     WebhookChannel,
+    rest_hook_bundle,
 )
 from notifications.config import NotifySettings
 from notifications.deliveries import DeliveryStore
@@ -106,10 +106,7 @@ class Notifier:
                     "referral_id": referral_id,
                     "tenant": doc.get("tenant", event.tenant),
                     "correlation_id": event.correlation_id,
-                    "recipient": partner.org_id,
                     "role": notice.role,
-                    "about_event_id": str(event.event_id),
-                    "about_topic": event.topic,
                 }
                 planned: list[tuple[str, dict[str, Any]]] = []
                 if partner.callback_url:
@@ -128,7 +125,7 @@ class Notifier:
                             "fhir-rest-hook",
                             {
                                 "url": partner.fhir_rest_hook_url,
-                                "body": FhirRestHookChannel.bundle(
+                                "body": rest_hook_bundle(
                                     f"Subscription/{partner.org_id}",
                                     task_url,
                                     int(time.time() * 1000),
@@ -154,9 +151,7 @@ class Notifier:
                     )
                 # with neither, nobody can be told here; the Task still shows it
                 for channel, how in planned:
-                    key = domain.delivery_key(str(event.event_id), partner.org_id, channel)
-                    if await self.deliveries.plan(key, {**common, "channel": channel, **how}):
-                        await self.attempt(key)
+                    await self.deliver(event, partner.org_id, channel, {**common, **how})
         await self.store.drop_pending(referral_id, str(event.event_id))
 
     async def plan_for_person(
@@ -173,26 +168,21 @@ class Notifier:
             or (channel == "email" and self.email is None)
         ):
             return
-        key = domain.delivery_key(str(event.event_id), "person", channel)
         text, language = domain.person_text(notice, doc.get("language"), self.catalogue)
-        planned = await self.deliveries.plan(
-            key,
+        await self.deliver(
+            event,
+            "person",
+            channel,
             {
                 "referral_id": event.referral_id,  # type: ignore[attr-defined]
                 "tenant": doc.get("tenant", event.tenant),
                 "correlation_id": event.correlation_id,
-                "recipient": "person",
                 "role": "person",
-                "channel": channel,
                 "subject": "About your referral",
                 "text": text,
                 "language": language,
-                "about_event_id": str(event.event_id),
-                "about_topic": event.topic,
             },
         )
-        if planned:
-            await self.attempt(key)
 
     async def send_to_person(self, delivery: dict[str, Any], key: str) -> Attempted:
         assert self.contacts is not None
@@ -207,6 +197,25 @@ class Notifier:
         if delivery["channel"] == "email" and self.email is not None:
             return await self.email.send(address, delivery["subject"], delivery["text"], key)
         return Attempted(False, "channel not configured", retryable=False)
+
+    async def deliver(
+        self, event: ev.Event, recipient: str, channel: str, delivery: dict[str, Any]
+    ) -> None:
+        """Plan the delivery of this event to this recipient by this channel (once, however
+        often the event arrives) and make the first attempt."""
+        key = domain.delivery_key(str(event.event_id), recipient, channel)
+        planned = await self.deliveries.plan(
+            key,
+            {
+                **delivery,
+                "recipient": recipient,
+                "channel": channel,
+                "about_event_id": str(event.event_id),
+                "about_topic": event.topic,
+            },
+        )
+        if planned:
+            await self.attempt(key)
 
     async def attempt(self, key: str) -> None:
         """One attempt at one delivery, if it is due and no other instance has it."""
@@ -316,22 +325,12 @@ class Notifier:
                 )
             )
         for channel, how in channels:
-            key = domain.delivery_key(str(event.event_id), partner.org_id, channel)
-            planned = await self.deliveries.plan(
-                key,
-                {
-                    "referral_id": None,
-                    "tenant": event.tenant,
-                    "recipient": partner.org_id,
-                    "role": "provider",
-                    "channel": channel,
-                    "about_event_id": str(event.event_id),
-                    "about_topic": event.topic,
-                    **how,
-                },
+            await self.deliver(
+                event,
+                partner.org_id,
+                channel,
+                {"referral_id": None, "tenant": event.tenant, "role": "provider", **how},
             )
-            if planned:
-                await self.attempt(key)
 
     async def on_referral_updated(self, event: ev.ReferralUpdated) -> None:
         await self.store.track(event)  # a partner answered: nothing is awaited any more
