@@ -73,6 +73,18 @@ class Consent(BaseModel):
     preferred_channel: Literal["sms", "email", "phone", "letter", "none"] | None = None
 
 
+Day = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+
+
+class Availability(BaseModel):
+    """When the person can usually take part (from ServiceRequest.occurrenceTiming)."""
+
+    day: Day
+    period: Literal["morning", "afternoon", "evening"] | None = Field(
+        default=None, description="None: any time that day"
+    )
+
+
 class Organisation(BaseModel):
     org_id: str = Field(description="Network partner id of the organisation")
     kind: SourceKind | Literal["asset-provider"] | None = None
@@ -92,7 +104,12 @@ class ReferralReceived(Event):
     location: Location | None = None
     age_band: str | None = None
     language: str | None = None
-    accessibility: list[str] = Field(default_factory=list)
+    accessibility: list[str] = Field(
+        default_factory=list,
+        description="access needs: step-free, wheelchair, hearing-loop, accessible-toilet, "
+        "large-print",
+    )
+    availability: list[Availability] = Field(default_factory=list)
     consent: Consent = Field(default_factory=Consent)
     fhir_reference: str = Field(description="ServiceRequest/<id> at the intake FHIR base")
 
@@ -132,6 +149,30 @@ class MatchProposed(Event):
     candidates: list[Candidate]
     no_match_reason: str | None = Field(
         default=None, description="Why nothing was proposed: none eligible, none reachable ..."
+    )
+    gap: (
+        Literal[
+            "no-needs",
+            "none-relevant",
+            "requested-provider-unsuitable",
+            "none-eligible",
+            "all-paused",
+            "none-in-language",
+            "none-accessible",
+            "none-affordable",
+            "none-reachable",
+            "all-full",
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Why the person cannot be placed now, for counting unmet need: the main "
+        "reason nothing was proposed, or all-full when every candidate is full",
+    )
+    filtered: dict[str, int] = Field(
+        default_factory=dict,
+        description="relevant assets left out, by hard filter (ineligible, paused, language, "
+        "inaccessible, cost, unreachable, other-provider, inactive)",
     )
 
 
@@ -235,6 +276,7 @@ class AssetChanged(Event):
     asset_name: str
     declared_capacity: int | None = None
     accepting_referrals: bool = True
+    verified: bool = True
 
 
 class DeliveryRecorded(Event):

@@ -2,40 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from linkwell.auth import DocumentReplayGuard, TokenVerifier
 from linkwell.documents import DocumentStore, MongoDocumentStore
+from linkwell.partners import Partner, load_partners
 from linkwell.runtime import ServiceRuntime
-from matching import __version__, handlers
+from matching import __version__, api, handlers, oruk
 from matching.config import MatchingSettings
-from matching.directory import read_directory_file
+from matching.directory import Directory
 from matching.store import ASSETS, PROPOSALS, DirectoryStore
 
 SERVICE = handlers.SERVICE
 log = logging.getLogger(__name__)
 
 
-async def import_directory(
-    directory: DirectoryStore, settings: MatchingSettings, tenant: str = "demo-region"
-) -> int:
-    if settings.directory_file is None:
-        return 0
-    changed = 0
-    for entry in read_directory_file(settings.directory_file):
-        if await directory.upsert_asset(entry.id, entry.to_doc(), tenant):
-            changed += 1
-    log.info("directory import: %d assets new or changed", changed)
-    return changed
+async def import_sources(
+    directory: Directory, settings: MatchingSettings, partners: list[Partner]
+) -> list[oruk.ImportReport]:
+    """Import the configured directory file and feeds (each idempotent)."""
+    sources = [str(settings.directory_file)] if settings.directory_file else []
+    sources += settings.directory_sources
+    reports = []
+    lookup = oruk.provider_lookup(partners)
+    for source in sources:
+        try:
+            report = await asyncio.to_thread(
+                oruk.read_feed, source, lookup, settings.directory_namespace
+            )
+        except Exception as exc:  # one unreachable feed does not stop the service
+            log.error("directory source %s could not be read: %s", source, type(exc).__name__)
+            continue
+        reports.append(await directory.import_report(report, settings.directory_tenant))
+        for problem in report.rejected[:20]:
+            log.warning("directory import rejected %s", problem)
+    return reports
+
+
+async def import_directory(directory: Directory, settings: MatchingSettings) -> int:
+    reports = await import_sources(directory, settings, [])
+    return sum(r.changed for r in reports)
 
 
 def build(
     settings: MatchingSettings,
     store: DocumentStore | None = None,
     broker: KafkaBroker | None = None,
+    partners: list[Partner] | None = None,
 ) -> tuple[FastAPI, ServiceRuntime]:
     documents = store or MongoDocumentStore(settings.mongodb_url, settings.database)
     runtime = ServiceRuntime(
@@ -46,26 +63,26 @@ def build(
         broker=broker,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
-    directory = DirectoryStore(documents, on_written=runtime.relay.wake)
-    handlers.register(runtime.consumer, directory, settings.max_candidates)
+    store_ = DirectoryStore(documents, on_written=runtime.relay.wake)
+    directory = Directory(store_, settings.max_candidates, settings.refresh_every_seconds)
+    handlers.register(runtime.consumer, directory)
+    known = partners if partners is not None else load_partners(settings.partners_file)
+    registry = {p.org_id: p for p in known}
+    base = settings.public_base_url.rstrip("/")
+    replay = DocumentReplayGuard(documents)
+    verifier = TokenVerifier(registry, settings.token_audience or base, replay)
+    runtime.every("forget-used-tokens", 60.0, replay.forget_expired)
 
     async def load() -> None:
-        await import_directory(directory, settings)
+        await store_.setup()
+        await directory.refresh(force=True)
+        await import_sources(directory, settings, known)
 
     runtime.on_startup(load)
+    runtime.every(
+        "refresh-directory", max(1.0, settings.refresh_every_seconds * 4), directory.refresh
+    )
     app = runtime.http_app("Linkwell matching", version=__version__)
     app.state.directory = directory
-
-    @app.get("/assets")
-    async def list_assets() -> list[dict[str, Any]]:
-        out = []
-        for doc in await directory.assets():
-            out.append({k: v for k, v in doc.items() if not k.startswith("_")} | {"id": doc["_id"]})
-        return sorted(out, key=lambda a: a["id"])
-
-    @app.get("/proposals/{referral_id}")
-    async def proposal(referral_id: str) -> dict[str, Any]:
-        doc = await directory.proposed(referral_id)
-        return {"referral_id": referral_id, "outcome": (doc or {}).get("last_outcome")}
-
+    api.register(app, directory, verifier, settings, known)
     return app, runtime

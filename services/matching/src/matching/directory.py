@@ -1,62 +1,141 @@
-"""Loading community assets into the directory (the network's demo directory format; Open
-Referral UK feeds arrive as the same Asset records)."""
+"""The directory as matching uses it: stored in the database, indexed in memory."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import asyncio
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from linkwell_schemas.events import Event, MatchProposed, ReferralEscalated, ReferralReceived
+from matching import domain, oruk
+from matching.index import DirectoryIndex
+from matching.model import AssetRecord
+from matching.store import DirectoryStore
 
-from linkwell import geo
-from linkwell_schemas.needs import NEED_CATEGORIES
-
-
-class DirectoryEntry(BaseModel):
-    id: str
-    name: str
-    provider_org: str
-    provider_name: str
-    categories: list[str]
-    description: str | None = None
-    postcode: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    schedule: str | None = None
-    capacity: int | None = Field(default=None, ge=0)
-    interests: list[str] = Field(default_factory=list)
-    verified: bool = True
-    assured_date: str | None = None
-    source: str | None = None
-
-    def to_doc(self) -> dict[str, Any]:
-        unknown = [c for c in self.categories if c not in NEED_CATEGORIES]
-        if unknown:
-            raise ValueError(f"asset {self.id}: unknown categories {unknown}")
-        lat, lon = self.lat, self.lon
-        if (lat is None or lon is None) and self.postcode:
-            place = geo.locate(self.postcode)
-            if place:
-                lat, lon = place.lat, place.lon
-        return {
-            "name": self.name,
-            "provider_org": self.provider_org,
-            "provider_name": self.provider_name,
-            "categories": sorted(self.categories),
-            "description": self.description,
-            "postcode": self.postcode,
-            "lat": lat,
-            "lon": lon,
-            "schedule": self.schedule,
-            "declared_capacity": self.capacity,
-            "interests": sorted(self.interests),
-            "verified": self.verified,
-            "assured_date": self.assured_date,
-            "source": self.source,
-        }
+SERVICE = "matching"
+LOOKBACK = timedelta(seconds=5)  # tolerate clock skew between instances when refreshing
+log = logging.getLogger(__name__)
 
 
-def read_directory_file(path: Path) -> list[DirectoryEntry]:
-    data = json.loads(path.read_text())
-    return [DirectoryEntry.model_validate(item) for item in data["assets"]]
+class Directory:
+    def __init__(
+        self, store: DirectoryStore, max_candidates: int = 5, refresh_every: float = 0.5
+    ) -> None:
+        self.store = store
+        self.index = DirectoryIndex()
+        self.max_candidates = max_candidates
+        self.refresh_every = refresh_every
+        self._refreshed = 0.0
+        self._proposals_since = ""
+        self._counted: dict[str, str] = {}  # referral -> provider counted for load
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, force: bool = False) -> None:
+        """Bring the index up to date with every instance's writes."""
+        if not force and time.monotonic() - self._refreshed < self.refresh_every:
+            return
+        async with self._lock:
+            if not force and time.monotonic() - self._refreshed < self.refresh_every:
+                return
+            started = time.monotonic()
+            since = _minus(self.index.changed_since, LOOKBACK)
+            self.index.load_docs(await self.store.changed_since(since))
+            proposals_since = (
+                self._proposals_since or (datetime.now(UTC) - timedelta(days=7)).isoformat()
+            )
+            for doc in await self.store.proposals_since(_minus(proposals_since, LOOKBACK)):
+                provider = doc.get("first_choice")
+                at = str(doc.get("at") or "")
+                if provider and doc["_id"] not in self._counted:
+                    self._counted[doc["_id"]] = at
+                    self.index.record_proposal(provider, _epoch(at))
+                self._proposals_since = max(self._proposals_since, at)
+            if len(self._counted) > 200_000:
+                self._counted.clear()  # a week of proposals is far fewer; start counting afresh
+            self._refreshed = started
+
+    def decide(self, referral: ReferralReceived, today: date | None = None) -> domain.Decision:
+        candidates, elsewhere = self.index.candidates(referral)
+        return domain.decide(
+            referral,
+            candidates,
+            self.max_candidates,
+            today=today,
+            recent_load=self.index.recent_load,
+            relevant_elsewhere=elsewhere,
+        )
+
+    async def match(self, referral: ReferralReceived) -> bool:
+        """Propose (or escalate) once per referral-received event."""
+        existing = await self.store.proposed(referral.referral_id)
+        if existing is not None and str(referral.event_id) in existing.get("_seen", []):
+            return False
+        await self.refresh()
+        decision = self.decide(referral)
+        outcome = outcome_for(referral, decision)
+        first = decision.candidates[0].provider_org if decision.candidates else None
+        done = await self.store.propose_once(referral.referral_id, referral, outcome, first)
+        if done and first:
+            self._counted[referral.referral_id] = "local"
+            self.index.record_proposal(first)
+        return done
+
+    async def put(self, record: AssetRecord, tenant: str, only_provider: str | None = None) -> bool:
+        changed = await self.store.upsert_asset(
+            record.id, record.to_doc(), tenant, only_provider=only_provider
+        )
+        if changed:
+            await self.refresh(force=True)
+        return changed
+
+    async def import_report(self, report: oruk.ImportReport, tenant: str) -> oruk.ImportReport:
+        for record in report.assets:
+            if await self.store.upsert_asset(record.id, record.to_doc(), tenant):
+                report.changed += 1
+        await self.refresh(force=True)
+        log.info(
+            "directory import: %d read, %d assets, %d new or changed, %d rejected",
+            report.read,
+            len(report.assets),
+            report.changed,
+            report.rejected_records,
+        )
+        return report
+
+
+def outcome_for(referral: ReferralReceived, decision: domain.Decision) -> Event:
+    common: dict[str, Any] = {
+        "producer": SERVICE,
+        "tenant": referral.tenant,
+        "correlation_id": referral.correlation_id,
+        "causation_id": str(referral.event_id),
+        "referral_id": referral.referral_id,
+    }
+    if decision.escalate:
+        reason, route = decision.escalate
+        return ReferralEscalated(**common, reason=reason, route_to=route)
+    return MatchProposed(
+        **common,
+        candidates=decision.candidates,
+        no_match_reason=decision.no_match_reason,
+        gap=decision.gap,  # type: ignore[arg-type]
+        filtered=decision.filtered,
+    )
+
+
+def _minus(iso: str, delta: timedelta) -> str:
+    if not iso:
+        return ""
+    try:
+        return (datetime.fromisoformat(iso) - delta).isoformat()
+    except ValueError:
+        return ""
+
+
+def _epoch(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None

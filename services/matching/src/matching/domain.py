@@ -1,23 +1,43 @@
 """Matching rules: escalate risk, filter what the person cannot use or reach, score the rest,
-and say why. Pure functions; no I/O.
+and say why. Pure functions; no I/O. The rules are documented in the service README.
 
-Reach: a person who has no transport (a `transport` barrier) is offered only what is within a
-20-minute walk, taken as 1.6 km of straight-line distance from their postcode sector centroid
-(walking ~4.8 km/h; the sector's own spread is added so people at its edge are not excluded).
-Everyone else: 8 km, roughly a 30-minute bus ride in a town.
+Reach (straight-line distance from the centroid of the person's postcode sector):
+- no transport (a `transport` barrier): 1.6 km, a 20-minute walk at 4.8 km/h;
+- no transport and limited mobility: 0.8 km, a 15-minute walk at a slower 3.2 km/h;
+- otherwise 8 km, about 30 minutes by bus in a town (bus journeys average 15-20 km/h
+  door to door once walking and waiting are counted).
+Half the sector's spread (at most 0.5 km) is added for walkers, all of it (at most 1 km) for
+others, so people at the edge of a large rural sector are not excluded. Services delivered by
+phone, online or at home need no travel and reach 25 km from their base (a local service area).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
 
 from linkwell.geo import distance_km
 from linkwell_schemas.events import Candidate, ReferralReceived
 from linkwell_schemas.needs import NEED_CATEGORIES, RISK_CATEGORIES
+from matching.model import DAY_NAMES, Asset, describe_sessions
 
 WALKING_REACH_KM = 1.6
+SLOW_WALKING_REACH_KM = 0.8
 DEFAULT_REACH_KM = 8.0
+REMOTE_REACH_KM = 25.0
+MAX_PER_PROVIDER = 2  # spread proposals over organisations
+BUSY_PROPOSALS_PER_WEEK = 10  # first-choice proposals in 7 days that count as fully loaded
+
+WEIGHTS = {
+    "needs": 0.40,
+    "interests": 0.10,
+    "distance": 0.15,
+    "schedule": 0.10,
+    "room": 0.15,
+    "load": 0.05,
+    "freshness": 0.05,
+}
 
 # interests that point at a kind of asset even when no need names it
 INTEREST_CATEGORIES = {
@@ -33,44 +53,70 @@ INTEREST_CATEGORIES = {
     "reading": "loneliness",
 }
 
+LANGUAGE_NAMES = {
+    "cy": "Welsh",
+    "gd": "Gaelic",
+    "pl": "Polish",
+    "ro": "Romanian",
+    "ur": "Urdu",
+    "pa": "Punjabi",
+    "bn": "Bengali",
+    "gu": "Gujarati",
+    "ar": "Arabic",
+    "so": "Somali",
+    "ti": "Tigrinya",
+    "ku": "Kurdish",
+    "fa": "Farsi",
+    "ps": "Pashto",
+    "pt": "Portuguese",
+    "es": "Spanish",
+    "fr": "French",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "zh": "Chinese",
+    "ta": "Tamil",
+    "hi": "Hindi",
+    "bsl": "British Sign Language",
+}
+ACCESS_NAMES = {
+    "step-free": "step-free access",
+    "wheelchair": "wheelchair accessible",
+    "hearing-loop": "hearing loop",
+    "accessible-toilet": "accessible toilet",
+    "large-print": "large print",
+}
+AGE_BANDS = {
+    "0-17": (0, 17),
+    "18-24": (18, 24),
+    "25-34": (25, 34),
+    "35-44": (35, 44),
+    "45-54": (45, 54),
+    "55-64": (55, 64),
+    "65-74": (65, 74),
+    "75-84": (75, 84),
+    "85+": (85, 120),
+}
 
-@dataclass(frozen=True)
-class Asset:
-    asset_id: str
-    name: str
-    provider_org: str
-    categories: frozenset[str]
-    lat: float | None
-    lon: float | None
-    declared_capacity: int | None = None
-    accepting_referrals: bool = True
-    schedule: str | None = None
-    interests: frozenset[str] = frozenset()
-    live_available: int | None = None  # places free, from capacity.capacity-changed.v1
-
-    @staticmethod
-    def from_doc(doc: dict[str, Any]) -> Asset:
-        live = doc.get("live") or {}
-        available = None
-        if live.get("capacity") is not None:
-            available = (
-                int(live["capacity"]) - int(live.get("in_use", 0)) - int(live.get("held", 0))
-            )
-        return Asset(
-            asset_id=doc["_id"],
-            name=doc["name"],
-            provider_org=doc["provider_org"],
-            categories=frozenset(doc.get("categories", [])),
-            lat=doc.get("lat"),
-            lon=doc.get("lon"),
-            declared_capacity=doc.get("declared_capacity"),
-            accepting_referrals=live.get(
-                "accepting_referrals", doc.get("accepting_referrals", True)
-            ),
-            schedule=doc.get("schedule"),
-            interests=frozenset(doc.get("interests", [])),
-            live_available=available,
-        )
+# hard filters, in the order they are applied; the key names the count in `filtered`
+GAP_FOR_FILTER = {
+    "other-provider": "requested-provider-unsuitable",
+    "inactive": "none-relevant",
+    "ineligible": "none-eligible",
+    "paused": "all-paused",
+    "language": "none-in-language",
+    "inaccessible": "none-accessible",
+    "cost": "none-affordable",
+    "unreachable": "none-reachable",
+}
+GAP_TEXT = {
+    "requested-provider-unsuitable": "the requested provider has nothing suitable",
+    "none-eligible": "none eligible",
+    "all-paused": "all paused or not accepting referrals",
+    "none-in-language": "none offered in the person's language",
+    "none-accessible": "none with the access the person needs",
+    "none-affordable": "none free of charge",
+    "none-reachable": "none reachable",
+}
 
 
 @dataclass
@@ -78,88 +124,229 @@ class Decision:
     escalate: tuple[str, str] | None = None  # (reason, route_to)
     candidates: list[Candidate] = field(default_factory=list)
     no_match_reason: str | None = None
+    gap: str | None = None
+    filtered: dict[str, int] = field(default_factory=dict)
 
 
-def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int = 5) -> Decision:
+def escalation(referral: ReferralReceived) -> tuple[str, str] | None:
+    """Risk is never matched to a community group.
+
+    - a serious mental-health need or crisis goes to a clinician;
+    - a safeguarding concern goes to a link worker (who involves the safeguarding lead);
+    - a referral marked asap or stat for low mood, anxiety or bereavement goes to a link
+      worker: social prescribing is not an urgent mental-health route.
+    """
     risk = [n.category for n in referral.needs if n.category in RISK_CATEGORIES]
     if risk:
         route = "clinician" if "mental-health-crisis" in risk else "link-worker"
         labels = ", ".join(NEED_CATEGORIES[c].lower() for c in risk)
-        return Decision(escalate=(f"Referral signals {labels}: not for a community group", route))
+        return f"Referral signals {labels}: not for a community group", route
+    mood = {n.category for n in referral.needs} & {"low-mood", "anxiety", "bereavement"}
+    if referral.priority in ("asap", "stat") and mood:
+        return (
+            f"Marked {referral.priority} for {', '.join(sorted(mood))}: needs a conversation "
+            "with a link worker before any community group",
+            "link-worker",
+        )
+    return None
 
-    wanted = {n.category for n in referral.needs}
-    interest_categories = {
-        INTEREST_CATEGORIES[i] for i in referral.interests if i in INTEREST_CATEGORIES
-    }
-    if not wanted and not interest_categories:
-        return Decision(no_match_reason="no needs or interests identified in the referral")
 
-    walking_only = "transport" in referral.barriers
-    reach = WALKING_REACH_KM if walking_only else DEFAULT_REACH_KM
+def wanted_categories(referral: ReferralReceived) -> tuple[set[str], set[str]]:
+    wanted = {n.category for n in referral.needs if n.category not in RISK_CATEGORIES}
+    by_interest = {INTEREST_CATEGORIES[i] for i in referral.interests if i in INTEREST_CATEGORIES}
+    return wanted, by_interest
+
+
+def reach_km(referral: ReferralReceived) -> tuple[float, bool]:
+    """How far the person can travel, and whether only on foot."""
+    walking = "transport" in referral.barriers
+    if walking:
+        reach = SLOW_WALKING_REACH_KM if "mobility" in referral.barriers else WALKING_REACH_KM
+    else:
+        reach = DEFAULT_REACH_KM
     if referral.location and referral.location.precision_km:
-        reach += min(referral.location.precision_km, 1.0) * (0.5 if walking_only else 1.0)
+        reach += min(referral.location.precision_km * (0.5 if walking else 1.0), 1.0)
+    return reach, walking
 
-    scored: list[tuple[float, Candidate]] = []
-    relevant = unreachable = paused = 0
+
+def _age_ok(asset: Asset, band: str | None) -> bool:
+    if band is None or band not in AGE_BANDS or (asset.min_age is None and asset.max_age is None):
+        return True
+    low, high = AGE_BANDS[band]
+    return (asset.max_age is None or low <= asset.max_age) and (
+        asset.min_age is None or high >= asset.min_age
+    )
+
+
+def _schedule(asset: Asset, referral: ReferralReceived) -> tuple[float, str | None]:
+    text = describe_sessions(asset.sessions) or asset.schedule
+    if not referral.availability:
+        return (0.6 if asset.sessions or asset.schedule else 0.4), text
+    if not asset.sessions:
+        return 0.4, text
+    for session in asset.sessions:
+        for slot in referral.availability:
+            if slot.day == session.day and (
+                slot.period is None or session.period is None or slot.period == session.period
+            ):
+                return 1.0, f"{session.describe()}, when the person is free"
+    free = ", ".join(
+        f"{DAY_NAMES[s.day]}{' ' + s.period + 's' if s.period else ''}"
+        for s in referral.availability[:3]
+    )
+    return 0.0, f"{text}; the person is free {free}"
+
+
+def _freshness(asset: Asset, today: date) -> tuple[float, str | None]:
+    if not asset.verified:
+        return 0.0, "suggested by the community panel, not yet verified"
+    if asset.assured_date is None:
+        return 0.4, None
+    months = (today.year - asset.assured_date.year) * 12 + today.month - asset.assured_date.month
+    if months <= 12:
+        return 1.0, None
+    when = asset.assured_date.strftime("%B %Y")
+    return (0.5 if months <= 24 else 0.1), f"entry last checked {when}"
+
+
+def decide(
+    referral: ReferralReceived,
+    assets: Iterable[Asset],
+    max_candidates: int = 5,
+    today: date | None = None,
+    recent_load: Callable[[str], int] | None = None,
+    relevant_elsewhere: int = 0,
+) -> Decision:
+    """Escalate, or propose up to `max_candidates` assets with reasons, or say why none.
+
+    `relevant_elsewhere` counts assets that fit the needs but lie beyond any reach (the
+    directory index leaves them out before scoring)."""
+    escalate = escalation(referral)
+    if escalate:
+        return Decision(escalate=escalate)
+    wanted, by_interest = wanted_categories(referral)
+    if not wanted and not by_interest:
+        return Decision(no_match_reason="no needs or interests identified", gap="no-needs")
+
+    today = today or date.today()
+    reach, walking = reach_km(referral)
+    person_language = (referral.language or "en").split("-")[0].lower()
+    needs_language = "language" in referral.barriers and person_language != "en"
+    cannot_pay = "cost" in referral.barriers
+    access_needs = set(referral.accessibility)
+    filtered: dict[str, int] = {}
+    relevant = 0
+    scored: list[tuple[float, Candidate, Asset]] = []
+
+    def drop(reason: str) -> None:
+        filtered[reason] = filtered.get(reason, 0) + 1
+
     for asset in assets:
         fit_needs = wanted & asset.categories
-        fit_interests = (interest_categories & asset.categories) | (
-            set(referral.interests) & asset.interests
-        )
-        if not fit_needs and not fit_interests:
+        fit_interest_cats = by_interest & asset.categories
+        named_interests = set(referral.interests) & asset.interests
+        if not fit_needs and not fit_interest_cats and not named_interests:
             continue
         relevant += 1
-        if not asset.accepting_referrals:
-            paused += 1
+        if referral.requested_performer and asset.provider_org != referral.requested_performer:
+            drop("other-provider")
             continue
-        reasons: list[str] = []
+        if asset.status != "active":
+            drop("inactive")
+            continue
+        if not _age_ok(asset, referral.age_band) or (
+            asset.for_needs and not (asset.for_needs & (wanted | by_interest))
+        ):
+            drop("ineligible")
+            continue
+        if not asset.accepting_referrals:
+            drop("paused")
+            continue
+        in_language = person_language in asset.languages
+        if needs_language and not in_language and "language" not in asset.categories:
+            drop("language")
+            continue
+        remote = "venue" not in asset.delivery
+        if access_needs and not remote and not access_needs <= asset.accessibility:
+            drop("inaccessible")
+            continue
+        if cannot_pay and asset.free is False:
+            drop("cost")
+            continue
         distance = None
         if referral.location and asset.lat is not None and asset.lon is not None:
             distance = distance_km(
                 referral.location.lat, referral.location.lon, asset.lat, asset.lon
             )
-            if distance > reach:
-                unreachable += 1
+            if distance > (REMOTE_REACH_KM if remote else reach):
+                drop("unreachable")
                 continue
-        need_score = len(fit_needs) / len(wanted) if wanted else 0.0
-        interest_score = 1.0 if fit_interests else 0.0
+
+        reasons: list[str] = []
+        parts: dict[str, float] = {}
+        parts["needs"] = len(fit_needs) / len(wanted) if wanted else 0.0
         if fit_needs:
             reasons.append("helps with " + ", ".join(sorted(fit_needs)))
-        if fit_interests:
-            reasons.append(
-                "fits interest in "
-                + ", ".join(
-                    sorted(
-                        (set(referral.interests) & asset.interests)
-                        or {
-                            i
-                            for i in referral.interests
-                            if INTEREST_CATEGORIES.get(i) in fit_interests
-                        }
-                    )
-                )
+        interests = named_interests or {
+            i for i in referral.interests if INTEREST_CATEGORIES.get(i) in fit_interest_cats
+        }
+        parts["interests"] = 1.0 if interests else 0.0
+        if interests:
+            reasons.append("fits interest in " + ", ".join(sorted(interests)))
+        if remote:
+            parts["distance"] = 0.7
+            how = " or ".join(
+                {"phone": "by phone", "online": "online", "home": "at home"}[d]
+                for d in sorted(asset.delivery)
             )
-        if distance is None:
-            distance_score = 0.5
-            reasons.append("distance unknown (no postcode given)")
+            reasons.append(f"{how}, no travel needed")
+        elif distance is None:
+            parts["distance"] = 0.3
+            reasons.append("distance unknown")
         else:
-            distance_score = max(0.0, 1 - distance / reach)
+            parts["distance"] = max(0.0, 1 - distance / reach)
             how = "walkable" if distance <= WALKING_REACH_KM else "a short bus ride"
             reasons.append(f"{distance:.1f} km, {how}")
-        if asset.schedule:
-            reasons.append(asset.schedule)
-        room_score = 0.5
-        if asset.live_available is not None:
-            if asset.live_available > 0:
-                room_score = 1.0
-                reasons.append(
-                    f"has {asset.live_available} place"
-                    f"{'s' if asset.live_available != 1 else ''} free"
-                )
-            else:
-                room_score = 0.0
-                reasons.append("currently full (waitlist)")
-        score = 0.5 * need_score + 0.15 * interest_score + 0.25 * distance_score + 0.1 * room_score
+        parts["schedule"], when = _schedule(asset, referral)
+        if when:
+            reasons.append(when)
+        live = asset.live
+        available = asset.live_available
+        if live is not None and live.stale:
+            parts["room"] = 0.3
+            reasons.append("places not confirmed recently")
+        elif available is None:
+            parts["room"] = 0.4
+        elif available > 0:
+            parts["room"] = min(1.0, 0.7 + 0.1 * available)
+            reasons.append(f"has {available} place{'s' if available != 1 else ''} free")
+        else:
+            parts["room"] = 0.0
+            waiting = live.waitlist_length if live else 0
+            reasons.append("full: would join a waitlist" + (f" of {waiting}" if waiting else ""))
+        if asset.who_for:
+            reasons.append(asset.who_for if len(asset.who_for) <= 80 else "see who it is for")
+        if asset.free:
+            reasons.append("free")
+        elif asset.free is False and asset.cost:
+            reasons.append(asset.cost[:60])
+        if person_language != "en" and in_language:
+            reasons.append(f"in {LANGUAGE_NAMES.get(person_language, person_language)}")
+        for need in sorted(access_needs):
+            if need in asset.accessibility:
+                reasons.append(ACCESS_NAMES[need])
+        recent = recent_load(asset.provider_org) if recent_load else 0
+        utilisation = 0.0
+        if live is not None and live.capacity:
+            utilisation = min(1.0, (live.in_use + live.held) / live.capacity)
+        load = max(utilisation, min(1.0, recent / BUSY_PROPOSALS_PER_WEEK))
+        parts["load"] = 1.0 - load
+        if recent >= BUSY_PROPOSALS_PER_WEEK // 2:
+            reasons.append(f"busy: {recent} referrals proposed this week")
+        parts["freshness"], fresh = _freshness(asset, today)
+        if fresh:
+            reasons.append(fresh)
+        score = sum(WEIGHTS[k] * v for k, v in parts.items())
         scored.append(
             (
                 score,
@@ -171,19 +358,42 @@ def decide(referral: ReferralReceived, assets: list[Asset], max_candidates: int 
                     reasons=reasons,
                     distance_km=round(distance, 2) if distance is not None else None,
                 ),
+                asset,
             )
         )
 
-    scored.sort(key=lambda pair: (-pair[0], pair[1].asset_id))
-    candidates = [c for _, c in scored[:max_candidates]]
-    if candidates:
-        return Decision(candidates=candidates)
-    if relevant == 0:
-        reason = "no asset in the directory meets these needs"
-    elif unreachable and unreachable + paused == relevant:
-        reason = f"none reachable: relevant assets are all over {reach:.1f} km away" + (
-            " and the person has no transport" if walking_only else ""
+    scored.sort(key=lambda item: (-item[0], item[1].asset_id))
+    chosen: list[tuple[Candidate, Asset]] = []
+    per_provider: dict[str, int] = {}
+    for _, candidate, asset in scored:
+        if per_provider.get(asset.provider_org, 0) >= MAX_PER_PROVIDER:
+            continue
+        per_provider[asset.provider_org] = per_provider.get(asset.provider_org, 0) + 1
+        chosen.append((candidate, asset))
+        if len(chosen) == max_candidates:
+            break
+    if chosen:
+        all_full = all(a.live_available == 0 for _, a in chosen)
+        return Decision(
+            candidates=[c for c, _ in chosen],
+            gap="all-full" if all_full else None,
+            filtered=filtered,
         )
-    else:
-        reason = "all relevant assets are paused or not accepting referrals"
-    return Decision(no_match_reason=reason)
+    if relevant == 0 and relevant_elsewhere == 0:
+        return Decision(
+            no_match_reason="no asset in the directory meets these needs", gap="none-relevant"
+        )
+    if relevant_elsewhere:
+        filtered["unreachable"] = filtered.get("unreachable", 0) + relevant_elsewhere
+    main = max(filtered, key=lambda k: (filtered[k], k == "unreachable"))
+    gap = GAP_FOR_FILTER[main]
+    details = []
+    for key, count in sorted(filtered.items(), key=lambda kv: -kv[1]):
+        if key == "unreachable":
+            details.append(
+                f"{count} over {reach:.1f} km away" + (" with no transport" if walking else "")
+            )
+        else:
+            details.append(f"{count} {key.replace('-', ' ')}")
+    reason = f"{GAP_TEXT.get(gap, gap)}: " + "; ".join(details)
+    return Decision(no_match_reason=reason, gap=gap, filtered=filtered)

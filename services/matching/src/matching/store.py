@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from linkwell.documents import DocumentStore, add_event, change, has_seen, mark_seen
 from linkwell_schemas.events import AssetChanged, CapacityChanged, Event
+from matching.model import STORED_FIELDS
 
 ASSETS = "assets"
 PROPOSALS = "proposals"
+DIRECTORY_FIELDS = STORED_FIELDS
 
-DIRECTORY_FIELDS = (
-    "name",
-    "provider_org",
-    "provider_name",
-    "categories",
-    "description",
-    "postcode",
-    "lat",
-    "lon",
-    "schedule",
-    "declared_capacity",
-    "interests",
-    "verified",
-    "assured_date",
-    "source",
-)
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class DirectoryStore:
@@ -33,20 +23,48 @@ class DirectoryStore:
         self.documents = documents
         self.on_written = on_written
 
+    async def setup(self) -> None:
+        await self.documents.ensure_indexes(ASSETS, ["changed_at", "provider_org"])
+        await self.documents.ensure_indexes(PROPOSALS, ["at"])
+
     async def assets(self) -> list[dict[str, Any]]:
         return await self.documents.find(ASSETS, {})
 
-    async def upsert_asset(self, asset_id: str, fields: dict[str, Any], tenant: str) -> bool:
-        """Store an asset; announce it on directory.asset-changed.v1 only when it changed."""
+    async def asset(self, asset_id: str) -> dict[str, Any] | None:
+        return await self.documents.get(ASSETS, asset_id)
+
+    async def changed_since(self, since: str) -> list[dict[str, Any]]:
+        if not since:
+            return await self.assets()
+        return await self.documents.find(ASSETS, {"changed_at": {"$gte": since}})
+
+    async def proposals_since(self, since: str) -> list[dict[str, Any]]:
+        return await self.documents.find(PROPOSALS, {"at": {"$gte": since}})
+
+    async def upsert_asset(
+        self,
+        asset_id: str,
+        fields: dict[str, Any],
+        tenant: str,
+        only_provider: str | None = None,
+    ) -> bool:
+        """Store an asset; announce it on directory.asset-changed.v1 only when it changed.
+
+        With `only_provider`, an existing asset of another provider is not touched
+        (PermissionError)."""
         changed = False
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal changed
             doc = current or {}
-            if all(doc.get(k) == fields.get(k) for k in DIRECTORY_FIELDS):
+            if only_provider and doc.get("name") and doc.get("provider_org") != only_provider:
+                raise PermissionError(asset_id)
+            if doc.get("name") and all(doc.get(k) == fields.get(k) for k in DIRECTORY_FIELDS):
                 return None
             changed = True
             doc.update({k: fields.get(k) for k in DIRECTORY_FIELDS})
+            doc["changed_at"] = _now()
+            live = doc.get("live") or {}
             add_event(
                 doc,
                 AssetChanged(
@@ -57,6 +75,9 @@ class DirectoryStore:
                     provider_org=fields["provider_org"],
                     asset_name=fields["name"],
                     declared_capacity=fields.get("declared_capacity"),
+                    accepting_referrals=fields.get("status", "active") == "active"
+                    and live.get("accepting_referrals", True),
+                    verified=bool(fields.get("verified", True)),
                 ),
             )
             return doc
@@ -66,26 +87,33 @@ class DirectoryStore:
 
     async def record_capacity(self, event: CapacityChanged) -> None:
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            if current is None or has_seen(current, str(event.event_id)):
+            if current is not None and has_seen(current, str(event.event_id)):
                 return None
-            live = current.get("live") or {}
+            doc = current or {}
+            live = doc.get("live") or {}
             if live.get("at") and live["at"] > event.occurred_at.isoformat():
-                mark_seen(current, str(event.event_id))  # older news: keep the newer level
-                return current
-            current["live"] = {
+                mark_seen(doc, str(event.event_id))  # older news: keep the newer level
+                return doc
+            doc["live"] = {
                 "capacity": event.capacity,
                 "in_use": event.in_use,
                 "held": event.held,
                 "waitlist_length": event.waitlist_length,
                 "accepting_referrals": event.accepting_referrals,
+                "paused_reason": event.paused_reason,
+                "resume_on": event.resume_on.isoformat() if event.resume_on else None,
+                "stale": event.stale,
                 "at": event.occurred_at.isoformat(),
             }
-            mark_seen(current, str(event.event_id))
-            return current
+            doc["changed_at"] = _now()
+            mark_seen(doc, str(event.event_id))
+            return doc
 
         await change(self.documents, ASSETS, event.asset_id, apply)
 
-    async def propose_once(self, referral_id: str, source: Event, outcome: Event) -> bool:
+    async def propose_once(
+        self, referral_id: str, source: Event, outcome: Event, first_choice: str | None = None
+    ) -> bool:
         """Record the proposal for a referral and queue its event, unless already done."""
         done = False
 
@@ -95,6 +123,8 @@ class DirectoryStore:
                 return None
             doc = current or {}
             doc["last_outcome"] = outcome.topic
+            doc["first_choice"] = first_choice
+            doc["at"] = _now()
             mark_seen(doc, str(source.event_id))
             add_event(doc, outcome)
             done = True

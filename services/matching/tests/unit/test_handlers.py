@@ -18,6 +18,7 @@ from linkwell_schemas.events import (
 )
 from matching.app import build, import_directory
 from matching.config import MatchingSettings
+from matching.directory import Directory
 from matching.store import DirectoryStore
 
 DEMO = Path(__file__).resolve().parents[4] / "config" / "demo-directory.json"
@@ -53,11 +54,11 @@ async def test_demo_directory_import_announces_each_asset_once_and_matches_a_ref
     async with TestKafkaBroker(runtime.broker) as broker:
         await runtime.start()
         await runtime.relay.relay_once()
-        assert len(announced) == 54 and len(set(announced)) == 54
+        assert len(announced) == 74 and len(set(announced)) == 74
         # importing the same directory again changes nothing and announces nothing
         assert (
             await import_directory(
-                DirectoryStore(runtime.store), MatchingSettings(directory_file=DEMO)
+                Directory(DirectoryStore(runtime.store)), MatchingSettings(directory_file=DEMO)
             )
             == 0
         )
