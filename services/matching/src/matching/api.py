@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 import uuid
 from datetime import date
 from typing import Any, Literal
@@ -208,7 +209,8 @@ def register(
         """A community panel's suggestion: unverified until an ops partner verifies it."""
         partner = await partner_of(request, {"link-worker", "vcse", "gp"})
         asset_id = f"suggested:{uuid.uuid4()}"
-        slug = re.sub(r"[^a-z0-9]+", "-", body.provider_name.lower()).strip("-")[:60] or "org"
+        plain = unicodedata.normalize("NFKD", body.provider_name).encode("ascii", "ignore")
+        slug = re.sub(r"[^a-z0-9]+", "-", plain.decode().lower()).strip("-")[:60] or "org"
         item = record(asset_id, body, partner, verified=False)
         item = item.model_copy(
             update={"provider_org": f"unregistered:{slug}", "source": f"suggested:{partner.org_id}"}
