@@ -201,3 +201,36 @@ async def test_a_suggestion_starts_unverified_until_ops_verify_it(api) -> None:
     assert forbidden.status_code == 403
     verified = await client.post(f"/assets/{asset['id']}/verification", auth=signed("ops-leeds"))
     assert verified.status_code == 200 and verified.json()["verified"] is True
+
+
+async def test_ops_import_a_feed_by_url_and_get_a_report_per_record(api, feed_server) -> None:
+    client, runtime, announced = api
+    body = {"url": f"{feed_server}/v1/services", "namespace": "kirkstall"}
+    assert (
+        await client.post("/directory/imports", json=body, auth=signed("lw-leeds"))
+    ).status_code == 403
+    answer = await client.post("/directory/imports", json=body, auth=signed("ops-leeds"))
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert (report["shape"], report["read"], report["assets"], report["changed"]) == (
+        "oruk1",
+        4,
+        4,
+        4,
+    )
+    assert report["rejected_records"] == 1
+    assert {p["path"] for p in report["rejected"]} == {
+        "$.organization",
+        "$.organization.id",
+        "$.status",
+    }
+    await runtime.relay.relay_once()
+    assert len([e for e in announced if e["asset_id"].startswith("kirkstall:")]) == 4
+    again = await client.post("/directory/imports", json=body, auth=signed("ops-leeds"))
+    assert again.json()["changed"] == 0
+    unreachable = await client.post(
+        "/directory/imports",
+        json={"url": f"{feed_server}/nowhere"},
+        auth=signed("ops-leeds"),
+    )
+    assert unreachable.status_code == 422 and "could not be read" in unreachable.text
