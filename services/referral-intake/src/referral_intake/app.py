@@ -203,6 +203,8 @@ def build(
             location=domain.location_of(patient),
             age_band=domain.age_band((patient or {}).get("birthDate"), now.date()),
             language=domain.preferred_language(patient),
+            accessibility=domain.accessibility_of(data),
+            availability=domain.availability_of(data),
             consent=consent,
             fhir_reference=f"ServiceRequest/{referral_id}",
         )

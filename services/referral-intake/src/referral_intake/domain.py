@@ -15,6 +15,7 @@ from typing import Any
 
 from linkwell import geo
 from linkwell_schemas.events import (
+    Availability,
     Consent,
     DeliveryRecorded,
     Event,
@@ -240,6 +241,60 @@ def barriers_of(service_request: dict[str, Any], patient: dict[str, Any] | None)
     if patient and interpreter_required(patient) and "language" not in barriers:
         barriers.append("language")
     return barriers
+
+
+_ACCESS_WORDS: list[tuple[str, str]] = [
+    (r"wheelchair", "wheelchair"),
+    (
+        r"wheelchair|walking frame|zimmer|can'?t (manage )?stairs|step[- ]free|mobility scooter",
+        "step-free",
+    ),
+    (r"hearing aid|hard of hearing|hearing loop|deaf", "hearing-loop"),
+    (r"continence|accessible toilet", "accessible-toilet"),
+    (r"sight loss|partially sighted|visually impaired|large print", "large-print"),
+]
+
+_FHIR_DAYS = {
+    "mon": "MO",
+    "tue": "TU",
+    "wed": "WE",
+    "thu": "TH",
+    "fri": "FR",
+    "sat": "SA",
+    "sun": "SU",
+}
+_FHIR_WHEN = {
+    "MORN": "morning",
+    "MORN.early": "morning",
+    "MORN.late": "morning",
+    "NOON": "afternoon",
+    "AFT": "afternoon",
+    "AFT.early": "afternoon",
+    "AFT.late": "afternoon",
+    "EVE": "evening",
+    "EVE.early": "evening",
+    "EVE.late": "evening",
+    "NIGHT": "evening",
+}
+
+
+def accessibility_of(service_request: dict[str, Any]) -> list[str]:
+    """Access needs a venue must meet, from what the referrer wrote."""
+    return _scan(" . ".join(_texts(service_request)), _ACCESS_WORDS)
+
+
+def availability_of(service_request: dict[str, Any]) -> list[Availability]:
+    """When the person can take part, from occurrenceTiming.repeat (dayOfWeek, when)."""
+    repeat = (service_request.get("occurrenceTiming") or {}).get("repeat") or {}
+    days = [_FHIR_DAYS[d] for d in repeat.get("dayOfWeek") or [] if d in _FHIR_DAYS]
+    periods = sorted({_FHIR_WHEN[w] for w in repeat.get("when") or [] if w in _FHIR_WHEN})
+    if not days and periods:
+        days = list(_FHIR_DAYS.values())
+    slots: list[Availability] = []
+    for day in days:
+        for period in periods or [None]:
+            slots.append(Availability(day=day, period=period))  # type: ignore[arg-type]
+    return slots
 
 
 def interpreter_required(patient: dict[str, Any]) -> bool:

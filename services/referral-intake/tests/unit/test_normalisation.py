@@ -57,3 +57,15 @@ def test_age_bands() -> None:
     assert domain.age_band("2009-01-01", today) == "0-17"
     assert domain.age_band("1930", today) == "85+"
     assert domain.age_band("garbage", today) is None
+
+
+def test_access_needs_and_free_times_are_read_for_matching(fhir_example) -> None:
+    data = fhir_example("social-prescribing-referral.json")
+    data["note"] = [{"text": "Uses a wheelchair and wears hearing aids."}]
+    data["occurrenceTiming"] = {"repeat": {"dayOfWeek": ["tue", "thu"], "when": ["MORN"]}}
+    assert domain.accessibility_of(data) == ["wheelchair", "step-free", "hearing-loop"]
+    slots = [(a.day, a.period) for a in domain.availability_of(data)]
+    assert slots == [("TU", "morning"), ("TH", "morning")]
+    evenings = domain.availability_of({"occurrenceTiming": {"repeat": {"when": ["EVE"]}}})
+    assert len(evenings) == 7 and {a.period for a in evenings} == {"evening"}
+    assert domain.availability_of({}) == []
