@@ -13,6 +13,7 @@ phone, online or at home need no travel and reach 25 km from their base (a local
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,7 +21,7 @@ from datetime import date
 from linkwell.geo import distance_km
 from linkwell_schemas.events import Candidate, ReferralReceived
 from linkwell_schemas.needs import NEED_CATEGORIES, RISK_CATEGORIES
-from matching.model import DAY_NAMES, Asset, describe_sessions
+from matching.model import DAY_NAMES, Asset, Session, describe_sessions
 
 WALKING_REACH_KM = 1.6
 SLOW_WALKING_REACH_KM = 0.8
@@ -178,35 +179,180 @@ def _age_ok(asset: Asset, band: str | None) -> bool:
     )
 
 
-def _schedule(asset: Asset, referral: ReferralReceived) -> tuple[float, str | None]:
-    text = describe_sessions(asset.sessions) or asset.schedule
+def _schedule_fit(asset: Asset, referral: ReferralReceived) -> float:
     if not referral.availability:
-        return (0.6 if asset.sessions or asset.schedule else 0.4), text
+        return 0.6 if asset.sessions or asset.schedule else 0.4
     if not asset.sessions:
-        return 0.4, text
+        return 0.4
+    return 1.0 if _free_session(asset, referral) else 0.0
+
+
+def _free_session(asset: Asset, referral: ReferralReceived) -> Session | None:
     for session in asset.sessions:
         for slot in referral.availability:
             if slot.day == session.day and (
                 slot.period is None or session.period is None or slot.period == session.period
             ):
-                return 1.0, f"{session.describe()}, when the person is free"
+                return session
+    return None
+
+
+def _schedule_text(asset: Asset, referral: ReferralReceived) -> str | None:
+    text = describe_sessions(asset.sessions) or asset.schedule
+    if not referral.availability or not asset.sessions:
+        return text
+    session = _free_session(asset, referral)
+    if session is not None:
+        return f"{session.describe()}, when the person is free"
     free = ", ".join(
         f"{DAY_NAMES[s.day]}{' ' + s.period + 's' if s.period else ''}"
         for s in referral.availability[:3]
     )
-    return 0.0, f"{text}; the person is free {free}"
+    return f"{text}; the person is free {free}"
 
 
-def _freshness(asset: Asset, today: date) -> tuple[float, str | None]:
-    if not asset.verified:
-        return 0.0, "suggested by the community panel, not yet verified"
+def _months_old(asset: Asset, today: date) -> int | None:
     if asset.assured_date is None:
-        return 0.4, None
-    months = (today.year - asset.assured_date.year) * 12 + today.month - asset.assured_date.month
-    if months <= 12:
-        return 1.0, None
-    when = asset.assured_date.strftime("%B %Y")
-    return (0.5 if months <= 24 else 0.1), f"entry last checked {when}"
+        return None
+    return (today.year - asset.assured_date.year) * 12 + today.month - asset.assured_date.month
+
+
+def _freshness_score(asset: Asset, today: date) -> float:
+    if not asset.verified:
+        return 0.0
+    months = _months_old(asset, today)
+    if months is None:
+        return 0.4
+    return 1.0 if months <= 12 else 0.5 if months <= 24 else 0.1
+
+
+def _freshness_text(asset: Asset, today: date) -> str | None:
+    if not asset.verified:
+        return "suggested by the community panel, not yet verified"
+    months = _months_old(asset, today)
+    if months is None or months <= 12 or asset.assured_date is None:
+        return None
+    return f"entry last checked {asset.assured_date.strftime('%B %Y')}"
+
+
+def _room(asset: Asset) -> float:
+    live = asset.live
+    if live is not None and live.stale:
+        return 0.3
+    available = asset.live_available
+    if available is None:
+        return 0.4
+    return min(1.0, 0.7 + 0.1 * available) if available > 0 else 0.0
+
+
+def _load(asset: Asset, recent: int) -> float:
+    live = asset.live
+    utilisation = 0.0
+    if live is not None and live.capacity:
+        utilisation = min(1.0, (live.in_use + live.held) / live.capacity)
+    return max(utilisation, min(1.0, recent / BUSY_PROPOSALS_PER_WEEK))
+
+
+def _score(
+    asset: Asset,
+    referral: ReferralReceived,
+    wanted: set[str],
+    fit_needs: set[str],
+    by_interest: set[str],
+    distance: float | None,
+    reach: float,
+    remote: bool,
+    today: date,
+    recent_load: Callable[[str], int] | None,
+) -> float:
+    needs = len(fit_needs) / len(wanted) if wanted else 0.0
+    interest = (
+        1.0
+        if (by_interest & asset.categories) or (set(referral.interests) & asset.interests)
+        else 0.0
+    )
+    if remote:
+        near = 0.7
+    elif distance is None:
+        near = 0.3
+    else:
+        near = max(0.0, 1 - distance / reach)
+    schedule = _schedule_fit(asset, referral)
+    recent = recent_load(asset.provider_org) if recent_load else 0
+    return (
+        WEIGHTS["needs"] * needs
+        + WEIGHTS["interests"] * interest
+        + WEIGHTS["distance"] * near
+        + WEIGHTS["schedule"] * schedule
+        + WEIGHTS["room"] * _room(asset)
+        + WEIGHTS["load"] * (1.0 - _load(asset, recent))
+        + WEIGHTS["freshness"] * _freshness_score(asset, today)
+    )
+
+
+def explain(
+    asset: Asset,
+    referral: ReferralReceived,
+    wanted: set[str],
+    by_interest: set[str],
+    distance: float | None,
+    today: date,
+    recent_load: Callable[[str], int] | None,
+    person_language: str,
+) -> list[str]:
+    """The reasons a link worker reads, in the order they would say them."""
+    reasons: list[str] = []
+    fit_needs = wanted & asset.categories
+    if fit_needs:
+        reasons.append("helps with " + ", ".join(sorted(fit_needs)))
+    interests = (set(referral.interests) & asset.interests) or {
+        i
+        for i in referral.interests
+        if INTEREST_CATEGORIES.get(i) in (by_interest & asset.categories)
+    }
+    if interests:
+        reasons.append("fits interest in " + ", ".join(sorted(interests)))
+    if "venue" not in asset.delivery:
+        how = " or ".join(
+            {"phone": "by phone", "online": "online", "home": "at home"}[d]
+            for d in sorted(asset.delivery)
+        )
+        reasons.append(f"{how}, no travel needed")
+    elif distance is None:
+        reasons.append("distance unknown")
+    else:
+        how = "walkable" if distance <= WALKING_REACH_KM else "a short bus ride"
+        reasons.append(f"{distance:.1f} km, {how}")
+    when = _schedule_text(asset, referral)
+    if when:
+        reasons.append(when)
+    live = asset.live
+    available = asset.live_available
+    if live is not None and live.stale:
+        reasons.append("places not confirmed recently")
+    elif available is not None and available > 0:
+        reasons.append(f"has {available} place{'s' if available != 1 else ''} free")
+    elif available == 0:
+        waiting = live.waitlist_length if live else 0
+        reasons.append("full: would join a waitlist" + (f" of {waiting}" if waiting else ""))
+    if asset.who_for:
+        reasons.append(asset.who_for if len(asset.who_for) <= 80 else "see who it is for")
+    if asset.free:
+        reasons.append("free")
+    elif asset.free is False and asset.cost:
+        reasons.append(asset.cost[:60])
+    if person_language != "en" and person_language in asset.languages:
+        reasons.append(f"in {LANGUAGE_NAMES.get(person_language, person_language)}")
+    for need in sorted(referral.accessibility):
+        if need in asset.accessibility:
+            reasons.append(ACCESS_NAMES[need])
+    recent = recent_load(asset.provider_org) if recent_load else 0
+    if recent >= BUSY_PROPOSALS_PER_WEEK // 2:
+        reasons.append(f"busy: {recent} referrals proposed this week")
+    fresh = _freshness_text(asset, today)
+    if fresh:
+        reasons.append(fresh)
+    return reasons
 
 
 def decide(
@@ -236,16 +382,19 @@ def decide(
     access_needs = set(referral.accessibility)
     filtered: dict[str, int] = {}
     relevant = 0
-    scored: list[tuple[float, Candidate, Asset]] = []
+    scored: list[tuple[float, str, Asset, float | None]] = []
+    interests = set(referral.interests)
+    origin = referral.location
+    cos_lat = math.cos(math.radians(origin.lat)) if origin else 1.0
 
     def drop(reason: str) -> None:
         filtered[reason] = filtered.get(reason, 0) + 1
 
+    # pass 1: filters and a numeric score for every relevant asset (kept cheap)
     for asset in assets:
-        fit_needs = wanted & asset.categories
-        fit_interest_cats = by_interest & asset.categories
-        named_interests = set(referral.interests) & asset.interests
-        if not fit_needs and not fit_interest_cats and not named_interests:
+        categories = asset.categories
+        fit_needs = wanted & categories
+        if not fit_needs and not (by_interest & categories) and not (interests & asset.interests):
             continue
         relevant += 1
         if referral.requested_performer and asset.provider_org != referral.requested_performer:
@@ -262,8 +411,11 @@ def decide(
         if not asset.accepting_referrals:
             drop("paused")
             continue
-        in_language = person_language in asset.languages
-        if needs_language and not in_language and "language" not in asset.categories:
+        if (
+            needs_language
+            and person_language not in asset.languages
+            and "language" not in categories
+        ):
             drop("language")
             continue
         remote = "venue" not in asset.delivery
@@ -274,82 +426,46 @@ def decide(
             drop("cost")
             continue
         distance = None
-        if referral.location and asset.lat is not None and asset.lon is not None:
-            distance = distance_km(
-                referral.location.lat, referral.location.lon, asset.lat, asset.lon
-            )
-            if distance > (REMOTE_REACH_KM if remote else reach):
+        if origin is not None and asset.lat is not None and asset.lon is not None:
+            limit = REMOTE_REACH_KM if remote else reach
+            # a flat-earth bound first: cheaper, and never smaller than the true distance
+            # by more than a fraction of a percent at these ranges
+            dy = (asset.lat - origin.lat) * 111.2
+            dx = (asset.lon - origin.lon) * 111.2 * cos_lat
+            if dy * dy + dx * dx > (limit * 1.01) ** 2:
                 drop("unreachable")
                 continue
+            distance = distance_km(origin.lat, origin.lon, asset.lat, asset.lon)
+            if distance > limit:
+                drop("unreachable")
+                continue
+        score = _score(
+            asset,
+            referral,
+            wanted,
+            fit_needs,
+            by_interest,
+            distance,
+            reach,
+            remote,
+            today,
+            recent_load,
+        )
+        scored.append((score, asset.asset_id, asset, distance))
 
-        reasons: list[str] = []
-        parts: dict[str, float] = {}
-        parts["needs"] = len(fit_needs) / len(wanted) if wanted else 0.0
-        if fit_needs:
-            reasons.append("helps with " + ", ".join(sorted(fit_needs)))
-        interests = named_interests or {
-            i for i in referral.interests if INTEREST_CATEGORIES.get(i) in fit_interest_cats
-        }
-        parts["interests"] = 1.0 if interests else 0.0
-        if interests:
-            reasons.append("fits interest in " + ", ".join(sorted(interests)))
-        if remote:
-            parts["distance"] = 0.7
-            how = " or ".join(
-                {"phone": "by phone", "online": "online", "home": "at home"}[d]
-                for d in sorted(asset.delivery)
-            )
-            reasons.append(f"{how}, no travel needed")
-        elif distance is None:
-            parts["distance"] = 0.3
-            reasons.append("distance unknown")
-        else:
-            parts["distance"] = max(0.0, 1 - distance / reach)
-            how = "walkable" if distance <= WALKING_REACH_KM else "a short bus ride"
-            reasons.append(f"{distance:.1f} km, {how}")
-        parts["schedule"], when = _schedule(asset, referral)
-        if when:
-            reasons.append(when)
-        live = asset.live
-        available = asset.live_available
-        if live is not None and live.stale:
-            parts["room"] = 0.3
-            reasons.append("places not confirmed recently")
-        elif available is None:
-            parts["room"] = 0.4
-        elif available > 0:
-            parts["room"] = min(1.0, 0.7 + 0.1 * available)
-            reasons.append(f"has {available} place{'s' if available != 1 else ''} free")
-        else:
-            parts["room"] = 0.0
-            waiting = live.waitlist_length if live else 0
-            reasons.append("full: would join a waitlist" + (f" of {waiting}" if waiting else ""))
-        if asset.who_for:
-            reasons.append(asset.who_for if len(asset.who_for) <= 80 else "see who it is for")
-        if asset.free:
-            reasons.append("free")
-        elif asset.free is False and asset.cost:
-            reasons.append(asset.cost[:60])
-        if person_language != "en" and in_language:
-            reasons.append(f"in {LANGUAGE_NAMES.get(person_language, person_language)}")
-        for need in sorted(access_needs):
-            if need in asset.accessibility:
-                reasons.append(ACCESS_NAMES[need])
-        recent = recent_load(asset.provider_org) if recent_load else 0
-        utilisation = 0.0
-        if live is not None and live.capacity:
-            utilisation = min(1.0, (live.in_use + live.held) / live.capacity)
-        load = max(utilisation, min(1.0, recent / BUSY_PROPOSALS_PER_WEEK))
-        parts["load"] = 1.0 - load
-        if recent >= BUSY_PROPOSALS_PER_WEEK // 2:
-            reasons.append(f"busy: {recent} referrals proposed this week")
-        parts["freshness"], fresh = _freshness(asset, today)
-        if fresh:
-            reasons.append(fresh)
-        score = sum(WEIGHTS[k] * v for k, v in parts.items())
-        scored.append(
+    # pass 2: the best, spread over providers, explained
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    chosen: list[tuple[Candidate, Asset]] = []
+    per_provider: dict[str, int] = {}
+    for score, _, asset, distance in scored:
+        if per_provider.get(asset.provider_org, 0) >= MAX_PER_PROVIDER:
+            continue
+        per_provider[asset.provider_org] = per_provider.get(asset.provider_org, 0) + 1
+        reasons = explain(
+            asset, referral, wanted, by_interest, distance, today, recent_load, person_language
+        )
+        chosen.append(
             (
-                score,
                 Candidate(
                     asset_id=asset.asset_id,
                     asset_name=asset.name,
@@ -361,15 +477,6 @@ def decide(
                 asset,
             )
         )
-
-    scored.sort(key=lambda item: (-item[0], item[1].asset_id))
-    chosen: list[tuple[Candidate, Asset]] = []
-    per_provider: dict[str, int] = {}
-    for _, candidate, asset in scored:
-        if per_provider.get(asset.provider_org, 0) >= MAX_PER_PROVIDER:
-            continue
-        per_provider[asset.provider_org] = per_provider.get(asset.provider_org, 0) + 1
-        chosen.append((candidate, asset))
         if len(chosen) == max_candidates:
             break
     if chosen:
