@@ -155,6 +155,7 @@ def measure(size: int, referrals: int, seed: int) -> dict:
             today=TODAY,
             recent_load=index.recent_load,
             relevant_elsewhere=elsewhere,
+            need_weights=index.need_weights(),
         )
         timings.append((time.perf_counter() - t0) * 1000)
         scored.append(len(near))

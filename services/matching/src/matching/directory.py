@@ -65,6 +65,7 @@ class Directory:
             today=today,
             recent_load=self.index.recent_load,
             relevant_elsewhere=elsewhere,
+            need_weights=self.index.need_weights(),
         )
 
     async def match(self, referral: ReferralReceived) -> bool:

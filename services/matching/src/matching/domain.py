@@ -30,12 +30,14 @@ REMOTE_REACH_KM = 25.0
 MAX_PER_PROVIDER = 2  # spread proposals over organisations
 BUSY_PROPOSALS_PER_WEEK = 10  # first-choice proposals in 7 days that count as fully loaded
 
+# What matters to the person (needs and interests) leads; then whether they can get there
+# and when it meets, then room, then spreading load and how fresh the entry is.
 WEIGHTS = {
-    "needs": 0.40,
-    "interests": 0.10,
-    "distance": 0.15,
+    "needs": 0.30,
+    "interests": 0.20,
+    "distance": 0.20,
     "schedule": 0.10,
-    "room": 0.15,
+    "room": 0.10,
     "load": 0.05,
     "freshness": 0.05,
 }
@@ -264,8 +266,13 @@ def _score(
     remote: bool,
     today: date,
     recent_load: Callable[[str], int] | None,
+    need_weights: dict[str, float] | None,
 ) -> float:
-    needs = len(fit_needs) / len(wanted) if wanted else 0.0
+    if need_weights:
+        total = sum(need_weights.get(c, 1.0) for c in wanted)
+        needs = sum(need_weights.get(c, 1.0) for c in fit_needs) / total if total else 0.0
+    else:
+        needs = len(fit_needs) / len(wanted) if wanted else 0.0
     interest = (
         1.0
         if (by_interest & asset.categories) or (set(referral.interests) & asset.interests)
@@ -296,6 +303,7 @@ def explain(
     wanted: set[str],
     by_interest: set[str],
     distance: float | None,
+    remote: bool,
     today: date,
     recent_load: Callable[[str], int] | None,
     person_language: str,
@@ -312,10 +320,10 @@ def explain(
     }
     if interests:
         reasons.append("fits interest in " + ", ".join(sorted(interests)))
-    if "venue" not in asset.delivery:
+    if remote:
         how = " or ".join(
             {"phone": "by phone", "online": "online", "home": "at home"}[d]
-            for d in sorted(asset.delivery)
+            for d in sorted(asset.delivery - {"venue"})
         )
         reasons.append(f"{how}, no travel needed")
     elif distance is None:
@@ -362,11 +370,14 @@ def decide(
     today: date | None = None,
     recent_load: Callable[[str], int] | None = None,
     relevant_elsewhere: int = 0,
+    need_weights: dict[str, float] | None = None,
 ) -> Decision:
     """Escalate, or propose up to `max_candidates` assets with reasons, or say why none.
 
     `relevant_elsewhere` counts assets that fit the needs but lie beyond any reach (the
-    directory index leaves them out before scoring)."""
+    directory index leaves them out before scoring). `need_weights` weighs each need by how
+    specific it is: a rare need met (carers, dementia) counts for more than a common one
+    (loneliness), as a link worker would read the referral."""
     escalate = escalation(referral)
     if escalate:
         return Decision(escalate=escalate)
@@ -382,7 +393,7 @@ def decide(
     access_needs = set(referral.accessibility)
     filtered: dict[str, int] = {}
     relevant = 0
-    scored: list[tuple[float, str, Asset, float | None]] = []
+    scored: list[tuple[float, str, Asset, float | None, bool]] = []
     interests = set(referral.interests)
     origin = referral.location
     cos_lat = math.cos(math.radians(origin.lat)) if origin else 1.0
@@ -414,31 +425,41 @@ def decide(
         if (
             needs_language
             and person_language not in asset.languages
-            and "language" not in categories
+            and "language" not in asset.for_needs  # a group for people learning English
         ):
             drop("language")
-            continue
-        remote = "venue" not in asset.delivery
-        if access_needs and not remote and not access_needs <= asset.accessibility:
-            drop("inaccessible")
             continue
         if cannot_pay and asset.free is False:
             drop("cost")
             continue
+        at_venue = "venue" in asset.delivery
+        from_afar = len(asset.delivery) > (1 if at_venue else 0)  # phone, online or at home
+        remote = not at_venue
         distance = None
         if origin is not None and asset.lat is not None and asset.lon is not None:
-            limit = REMOTE_REACH_KM if remote else reach
-            # a flat-earth bound first: cheaper, and never smaller than the true distance
-            # by more than a fraction of a percent at these ranges
+            # a flat-earth bound first: cheap, and within a fraction of a percent of the
+            # great-circle distance at these ranges
             dy = (asset.lat - origin.lat) * 111.2
             dx = (asset.lon - origin.lon) * 111.2 * cos_lat
-            if dy * dy + dx * dx > (limit * 1.01) ** 2:
+            flat = dy * dy + dx * dx
+            if at_venue and flat <= (reach * 1.01) ** 2:
+                distance = distance_km(origin.lat, origin.lon, asset.lat, asset.lon)
+            if distance is not None and distance <= reach:
+                remote = False
+            elif from_afar and flat <= (REMOTE_REACH_KM * 1.01) ** 2:
+                distance = distance_km(origin.lat, origin.lon, asset.lat, asset.lon)
+                if distance > REMOTE_REACH_KM:
+                    drop("unreachable")
+                    continue
+                remote = True
+            else:
                 drop("unreachable")
                 continue
-            distance = distance_km(origin.lat, origin.lon, asset.lat, asset.lon)
-            if distance > limit:
-                drop("unreachable")
+        if access_needs and not remote and not access_needs <= asset.accessibility:
+            if not from_afar:
+                drop("inaccessible")
                 continue
+            remote = True  # the venue does not suit; the phone or online option does
         score = _score(
             asset,
             referral,
@@ -450,19 +471,28 @@ def decide(
             remote,
             today,
             recent_load,
+            need_weights,
         )
-        scored.append((score, asset.asset_id, asset, distance))
+        scored.append((score, asset.asset_id, asset, distance, remote))
 
     # pass 2: the best, spread over providers, explained
     scored.sort(key=lambda item: (-item[0], item[1]))
     chosen: list[tuple[Candidate, Asset]] = []
     per_provider: dict[str, int] = {}
-    for score, _, asset, distance in scored:
+    for score, _, asset, distance, remote in scored:
         if per_provider.get(asset.provider_org, 0) >= MAX_PER_PROVIDER:
             continue
         per_provider[asset.provider_org] = per_provider.get(asset.provider_org, 0) + 1
         reasons = explain(
-            asset, referral, wanted, by_interest, distance, today, recent_load, person_language
+            asset,
+            referral,
+            wanted,
+            by_interest,
+            distance,
+            remote,
+            today,
+            recent_load,
+            person_language,
         )
         chosen.append(
             (

@@ -33,6 +33,17 @@ WEEK = 7 * 24 * 3600.0
 Cell = tuple[int, int]
 
 
+def _grids(asset: Asset) -> list[bool]:
+    """False: met at a venue (searched within travelling reach); True: by phone, online or
+    at home (searched within the wider service area)."""
+    grids = []
+    if "venue" in asset.delivery:
+        grids.append(False)
+    if asset.delivery - {"venue"}:
+        grids.append(True)
+    return grids
+
+
 def cell_of(lat: float, lon: float) -> Cell:
     return (math.floor(lat / CELL_LAT), math.floor(lon / CELL_LON))
 
@@ -47,6 +58,7 @@ class DirectoryIndex:
         self._interned: dict[Any, Any] = {}
         self._recent: dict[str, deque[float]] = {}  # provider -> first-choice proposal times
         self.changed_since: str = ""
+        self._weights: dict[str, float] | None = None
 
     def __len__(self) -> int:
         return len(self.assets)
@@ -62,6 +74,7 @@ class DirectoryIndex:
     def put(self, asset: Asset) -> None:
         """Add or replace one asset."""
         self.remove(asset.asset_id)
+        self._weights = None
         asset = Asset(
             **{
                 name: (
@@ -87,12 +100,12 @@ class DirectoryIndex:
             }
         )
         self.assets[asset.asset_id] = asset
-        remote = "venue" not in asset.delivery
         for key in self._keys(asset):
             self._by_category[key] = self._by_category.get(key, 0) + 1
             if asset.lat is None or asset.lon is None:
                 self._unlocated.setdefault(key, set()).add(asset.asset_id)
-            else:
+                continue
+            for remote in _grids(asset):
                 cells = self._grid.setdefault((key, remote), {})
                 cells.setdefault(cell_of(asset.lat, asset.lon), set()).add(asset.asset_id)
 
@@ -100,12 +113,13 @@ class DirectoryIndex:
         old = self.assets.pop(asset_id, None)
         if old is None:
             return
-        remote = "venue" not in old.delivery
+        self._weights = None
         for key in self._keys(old):
             self._by_category[key] -= 1
             if old.lat is None or old.lon is None:
                 self._unlocated.get(key, set()).discard(asset_id)
-            else:
+                continue
+            for remote in _grids(old):
                 cell = self._grid.get((key, remote), {}).get(cell_of(old.lat, old.lon))
                 if cell is not None:
                     cell.discard(asset_id)
@@ -121,6 +135,18 @@ class DirectoryIndex:
             if changed > self.changed_since:
                 self.changed_since = changed
         return count
+
+    def need_weights(self) -> dict[str, float]:
+        """How specific each need is in this directory: rarer needs weigh more (an inverse
+        document frequency, 1 for a need every asset meets)."""
+        if self._weights is None:
+            total = len(self.assets)
+            self._weights = {
+                key: 1.0 + math.log((total + 1) / (count + 1))
+                for key, count in self._by_category.items()
+                if not key.startswith("interest:")
+            }
+        return self._weights
 
     def record_proposal(self, provider_org: str, at: float | None = None) -> None:
         """A referral's first choice: counts toward spreading load for a week."""

@@ -176,14 +176,27 @@ def test_little_english_means_the_persons_language_or_a_group_for_learners() -> 
     polish = asset(
         "polish-club", {"loneliness"}, 53.8125, -1.5725, languages=frozenset({"pl", "en"})
     )
-    esol = asset("esol-cafe", {"loneliness", "language"}, 53.8122, -1.5722)
-    person = referral(["loneliness"], language="pl", barriers=["language"])
-    decision = decide_(person, [english_only, polish, esol])
+    esol = asset(
+        "esol-cafe",
+        {"loneliness", "language"},
+        53.8122,
+        -1.5722,
+        for_needs=frozenset({"language"}),
+    )
+    other_community = asset(
+        "portuguese-club",
+        {"loneliness", "language"},
+        53.8123,
+        -1.5723,
+        languages=frozenset({"pt", "en"}),
+    )
+    person = referral(["loneliness", "language"], language="pl", barriers=["language"])
+    decision = decide_(person, [english_only, polish, esol, other_community])
     assert set(ids(decision)) == {"polish-club", "esol-cafe"}
     assert "in Polish" in decision.candidates[ids(decision).index("polish-club")].reasons
-    assert decide_(person, [english_only]).gap == "none-in-language"
+    assert decide_(person, [english_only, other_community]).gap == "none-in-language"
     # someone who prefers Polish but has no language barrier can go anywhere
-    fluent = referral(["loneliness"], language="pl")
+    fluent = referral(["loneliness"], language="pl")  # prefers Polish, speaks English
     assert ids(decide_(fluent, [english_only])) == ["lunch-club"]
 
 
@@ -340,3 +353,29 @@ def test_low_mood_marked_asap_goes_to_a_link_worker_first() -> None:
     assert decision.escalate is not None and decision.escalate[1] == "link-worker"
     food = asset("pantry", {"food"}, 53.8120, -1.5720)
     assert ids(decide_(referral(["food"], priority=Priority.asap), [food])) == ["pantry"]
+
+
+def test_a_venue_out_of_reach_can_still_help_by_phone() -> None:
+    advice = asset(
+        "money-advice", {"money"}, 53.8600, -1.6100, delivery=frozenset({"venue", "phone"})
+    )
+    near = referral(["money"])
+    walker = referral(["money"], barriers=["transport"])
+    assert any("km, a short bus ride" in r for r in decide_(near, [advice]).candidates[0].reasons)
+    assert "by phone, no travel needed" in decide_(walker, [advice]).candidates[0].reasons
+    stepped = asset("stepped-venue", {"money"}, 53.8120, -1.5720, delivery=frozenset({"venue"}))
+    step_free_needed = referral(["money"], accessibility=["step-free"])
+    assert decide_(step_free_needed, [stepped]).gap == "none-accessible"
+    by_phone = dataclasses.replace(stepped, delivery=frozenset({"venue", "phone"}))
+    assert (
+        "by phone, no travel needed" in decide_(step_free_needed, [by_phone]).candidates[0].reasons
+    )
+
+
+def test_a_specific_need_met_outweighs_a_common_one() -> None:
+    carers = asset("carers-circle", {"carer"}, 53.8130, -1.5730)
+    mood = asset("mood-group", {"low-mood"}, 53.8120, -1.5720)
+    person = referral(["carer", "low-mood"])
+    assert ids(decide_(person, [mood, carers]))[0] == "mood-group"  # nearer, equal weights
+    weights = {"carer": 3.0, "low-mood": 1.5}  # carers' groups are rarer in the directory
+    assert ids(decide_(person, [mood, carers], need_weights=weights))[0] == "carers-circle"
