@@ -5,6 +5,7 @@ accept. bench/match_quality.py prints the per-vignette detail."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[4] / "bench" / "match_quality.py"
@@ -14,6 +15,7 @@ def load_evaluation():
     spec = importlib.util.spec_from_file_location("match_quality", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
