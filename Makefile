@@ -26,6 +26,8 @@ bench: .venv/.synced
 	$(UV) run --frozen python bench/intake.py
 	$(UV) run --frozen python bench/capacity.py
 	$(UV) run --frozen python bench/deliveries.py
+	$(UV) run --frozen python bench/match_scale.py
+	$(UV) run --frozen python bench/match_quality.py
 
 schemas: .venv/.synced
 	$(UV) run --frozen python -m linkwell_schemas.jsonschema

@@ -230,6 +230,17 @@ def register(
         await directory.refresh(force=True)
         return view(directory.index.assets[asset_id])
 
+    @app.get("/proposals/{referral_id}")
+    async def proposal(referral_id: str) -> dict[str, Any]:
+        """What matching decided for a referral (ids only: no candidate reasons, no PII)."""
+        doc = await directory.store.proposed(referral_id)
+        return {
+            "referral_id": referral_id,
+            "outcome": (doc or {}).get("last_outcome"),
+            "first_choice_provider": (doc or {}).get("first_choice"),
+            "at": (doc or {}).get("at"),
+        }
+
     @app.post("/directory/imports")
     async def import_feed(body: ImportRequest, request: Request) -> dict[str, Any]:
         partner = await partner_of(request, {"ops"})
