@@ -2,9 +2,12 @@
 
 linkwell up                      start broker, database and the four services
 linkwell token <org-id>          a bearer token signed with a demo partner's key (one request)
+linkwell demo-secrets <dir>      demo partner registry, partner keys and the network's keys
 linkwell trace <referral-id>     print the span tree of one referral
 linkwell ops lag                 how far behind each consumer group is
 linkwell ops dead-letters <svc>  what a service could not handle (origin, error; no bodies)
+linkwell ops inspect <svc> <id>  one dead letter (--body to print the message body)
+linkwell ops replay <svc> <id>   send dead letters back to their topic (--all for every one)
 linkwell ops referral <id>       one referral as every service sees it
 """
 
@@ -134,6 +137,22 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_secrets(args: argparse.Namespace) -> int:
+    """For docker compose and demos: what `make up` prepares under data/, anywhere."""
+    from linkwell.partners import action_keys, with_demo_keys
+
+    out = Path(args.out)
+    template = (
+        Path(args.template) if args.template else Path.cwd() / "config" / "partners.demo.json"
+    )
+    registry = with_demo_keys(template, out / "demo-keys", out / "partners.json")
+    action_keys(out / "demo-keys")
+    for path in out.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # read by the services' own user
+    print(f"wrote {registry} and keys in {out / 'demo-keys'}")
+    return 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     import asyncio
     import os
@@ -152,6 +171,32 @@ def _ops(args: argparse.Namespace) -> int:
         for letter in asyncio.run(ops.dead_letters(bootstrap, args.target)):
             print(json.dumps(letter))
         return 0
+    if args.what in ("inspect", "replay"):
+        if not args.target or not (args.letters or (args.what == "replay" and args.all)):
+            print(
+                f"which letters? linkwell ops {args.what} <service> <letter-id> ..."
+                + (" (or --all)" if args.what == "replay" else ""),
+                file=sys.stderr,
+            )
+            return 2
+        if args.what == "inspect":
+            found = [
+                letter
+                for letter in asyncio.run(
+                    ops.dead_letters(bootstrap, args.target, 10_000, with_payload=args.body)
+                )
+                if letter["event_id"] in set(args.letters)
+            ]
+            for letter in found:
+                print(json.dumps(letter, indent=1))
+            return 0 if found else 1
+        replayed = asyncio.run(
+            ops.replay(bootstrap, args.target, None if args.all else set(args.letters))
+        )
+        for letter in replayed:
+            print(json.dumps(letter))
+        print(f"{len(replayed)} replayed", file=sys.stderr)
+        return 0 if replayed else 1
     if not args.target:
         print("which referral? linkwell ops referral <id>", file=sys.stderr)
         return 2
@@ -205,9 +250,20 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--audience", help="FHIR base URL (default: http://localhost:8080/fhir)")
     token.add_argument("--lifetime", type=int, default=60, help="seconds (at most 300)")
     token.set_defaults(func=_token)
+    secrets = sub.add_parser(
+        "demo-secrets", help="write the demo partner registry and demo keys into a directory"
+    )
+    secrets.add_argument("out", help="directory to write (partners.json, demo-keys/)")
+    secrets.add_argument(
+        "--template", help="partner registry template (default: config/partners.demo.json)"
+    )
+    secrets.set_defaults(func=_demo_secrets)
     ops_cmd = sub.add_parser("ops", help="consumer lag, dead letters, one referral everywhere")
-    ops_cmd.add_argument("what", choices=["lag", "dead-letters", "referral"])
-    ops_cmd.add_argument("target", nargs="?", help="a service (dead-letters) or referral id")
+    ops_cmd.add_argument("what", choices=["lag", "dead-letters", "inspect", "replay", "referral"])
+    ops_cmd.add_argument("target", nargs="?", help="a service (dead letters) or a referral id")
+    ops_cmd.add_argument("letters", nargs="*", help="dead-letter event ids (inspect, replay)")
+    ops_cmd.add_argument("--all", action="store_true", help="replay every dead letter")
+    ops_cmd.add_argument("--body", action="store_true", help="inspect: print the message body")
     ops_cmd.add_argument("--kafka", help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS)")
     ops_cmd.add_argument("--as-partner", help="read the Task as this demo partner")
     ops_cmd.set_defaults(func=_ops)

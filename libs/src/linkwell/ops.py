@@ -55,8 +55,11 @@ async def consumer_lag(bootstrap: str) -> list[dict[str, Any]]:
     return rows
 
 
-async def dead_letters(bootstrap: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The dead letters of one service, oldest first (read without committing anything)."""
+async def dead_letters(
+    bootstrap: str, service: str, limit: int = 50, with_payload: bool = False
+) -> list[dict[str, Any]]:
+    """The dead letters of one service, oldest first (read without committing anything).
+    Bodies are left out unless asked for: a malformed message may hold anything."""
     topic = dead_letter_topic(service)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -87,11 +90,45 @@ async def dead_letters(bootstrap: str, service: str, limit: int = 50) -> list[di
             for records in batch.values():
                 for record in records:
                     letter = json.loads(record.value)
-                    letter.pop("payload", None)  # the body may hold personal data: not printed
+                    letter["payload_bytes"] = len(letter.get("payload") or "")
+                    if not with_payload:
+                        letter.pop("payload", None)
                     letters.append(letter)
     finally:
         await consumer.stop()
     return letters[:limit]
+
+
+async def replay(
+    bootstrap: str, service: str, letter_ids: set[str] | None = None, limit: int = 10_000
+) -> list[dict[str, Any]]:
+    """Send dead letters back to the topic they came from, with their original key, once the
+    cause is fixed. Consumers dedupe on event_id, so replaying an event already handled changes
+    nothing; a message that still cannot be handled is dead-lettered again. None: all."""
+    from aiokafka import AIOKafkaProducer
+
+    letters = await dead_letters(bootstrap, service, limit, with_payload=True)
+    chosen = [
+        letter for letter in letters if letter_ids is None or letter["event_id"] in letter_ids
+    ]
+    if not chosen:
+        return []
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for letter in chosen:
+            await producer.send_and_wait(
+                letter["origin_topic"],
+                letter["payload"].encode(),
+                key=letter["origin_key"].encode() if letter.get("origin_key") else None,
+                headers=[("linkwell-replayed-from", letter["event_id"].encode())],
+            )
+    finally:
+        await producer.stop()
+    return [
+        {k: v for k, v in letter.items() if k != "payload"} | {"replayed": True}
+        for letter in chosen
+    ]
 
 
 async def referral_everywhere(

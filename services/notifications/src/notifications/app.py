@@ -84,7 +84,7 @@ def build(
             PartnerAuth(
                 settings.service_key_file.read_text(),
                 settings.service_id,
-                settings.intake_fhir_base.rstrip("/"),
+                (settings.intake_public_base or settings.intake_fhir_base).rstrip("/"),
             ),
         )
         if settings.service_key_file

@@ -15,7 +15,10 @@ class NotifySettings(NetworkSettings):
     host: str = "0.0.0.0"
     port: int = 8083
     database: str = "notifications"
-    intake_fhir_base: str = "http://localhost:8080/fhir"
+    intake_fhir_base: str = "http://localhost:8080/fhir"  # where this service calls intake
+    # intake's public FHIR base: what partners see in notices, and the audience of this
+    # service's tokens (default: intake_fhir_base)
+    intake_public_base: str | None = None
     webhook_timeout_seconds: float = 5.0
     max_attempts: int = 12  # then the delivery is dead-lettered (listable, replayable)
     retry_base_seconds: float = 2.0  # first retry after about this long, doubling ...

@@ -61,7 +61,9 @@ class Notifier:
         self.partners = partners
         self.webhooks = webhooks
         self.settings = settings
-        self.intake_fhir_base = settings.intake_fhir_base.rstrip("/")
+        self.intake_fhir_base = (settings.intake_public_base or settings.intake_fhir_base).rstrip(
+            "/"
+        )
 
     async def on_referral_received(self, event: ev.ReferralReceived) -> None:
         doc = await self.store.know_referral(event)
