@@ -126,13 +126,13 @@ def test_the_files_compose_points_at_exist(compose, tmp_path: Path) -> None:
             elif value.startswith("/src/"):
                 assert (ROOT / value.removeprefix("/src/")).exists(), value
     topics = compose["services"]["kafka-topics"]
-    assert "./deploy/kafka:/topics:ro" in topics["volumes"]
-    assert (ROOT / "deploy" / "kafka" / "create-topics.sh").exists()
+    assert "./deploy/base/kafka:/topics:ro" in topics["volumes"]
+    assert (ROOT / "deploy" / "base" / "kafka" / "create-topics.sh").exists()
 
 
 def test_topic_list_has_every_event_topic_and_dead_letters() -> None:
     rows = {}
-    for line in (ROOT / "deploy" / "kafka" / "topics.txt").read_text().splitlines():
+    for line in (ROOT / "deploy" / "base" / "kafka" / "topics.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             topic, partitions, configs = line.split()
             rows[topic] = (int(partitions), dict(c.split("=") for c in configs.split(",")))

@@ -206,6 +206,7 @@ class Consumer:
         self.session_timeout_ms = session_timeout_ms
         self.dead_letter_topic = dead_letter_topic(service)
         self.metrics: ServiceMetrics | None = None
+        self.groups: dict[str, str] = {}  # topic -> consumer group, for ops and deployment
 
     def measured(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
@@ -216,6 +217,7 @@ class Consumer:
     def subscribe(self, model: type[Event], handler: Handler) -> None:
         topic = model.topic
         group_id = self.group_id(topic)
+        self.groups[topic] = group_id
 
         async def on_message(msg: KafkaMessage) -> None:
             await self.process(model, handler, group_id, msg)
