@@ -51,6 +51,8 @@ class DocumentStore(Protocol):
 
     async def delete_where(self, collection: str, query: Mapping[str, Any]) -> int: ...
 
+    async def count(self, collection: str, query: Mapping[str, Any]) -> int: ...
+
     async def ensure_indexes(self, collection: str, fields: list[str]) -> None: ...
 
     async def ping(self) -> None: ...
@@ -141,6 +143,9 @@ class MemoryDocumentStore:
             docs = docs[:limit]
         return copy.deepcopy(docs)
 
+    async def count(self, collection: str, query: Mapping[str, Any]) -> int:
+        return sum(1 for d in self._data.get(collection, {}).values() if _matches(d, query))
+
     async def delete_where(self, collection: str, query: Mapping[str, Any]) -> int:
         docs = self._data.get(collection, {})
         doomed = [doc_id for doc_id, doc in docs.items() if _matches(doc, query)]
@@ -197,6 +202,9 @@ class MongoDocumentStore:
         if limit:
             cursor = cursor.limit(limit)
         return [doc async for doc in cursor]
+
+    async def count(self, collection: str, query: Mapping[str, Any]) -> int:
+        return int(await self._db[collection].count_documents(dict(query)))
 
     async def delete_where(self, collection: str, query: Mapping[str, Any]) -> int:
         result = await self._db[collection].delete_many(dict(query))

@@ -4,7 +4,13 @@ wait there. Labels carry topics and outcomes only, never ids."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+Observer = Callable[[], Awaitable[dict[str, float]]]
+OBSERVE_EVERY = 10.0  # seconds between database reads for observed gauges
 
 
 class ServiceMetrics:
@@ -42,3 +48,19 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.service = service
+        self._observed: list[tuple[Gauge, str, Observer]] = []
+        self._observed_at = 0.0
+
+    def observe(self, name: str, help_text: str, label: str, observer: Observer) -> None:
+        """A gauge whose values are read (from the database) when /metrics is scraped, at most
+        every OBSERVE_EVERY seconds: right across every instance of the service."""
+        gauge = Gauge(name, help_text, ["service", label], registry=self.registry)
+        self._observed.append((gauge, label, observer))
+
+    async def refresh(self) -> None:
+        if not self._observed or time.monotonic() - self._observed_at < OBSERVE_EVERY:
+            return
+        self._observed_at = time.monotonic()
+        for gauge, label, observer in self._observed:
+            for value_label, value in (await observer()).items():
+                gauge.labels(service=self.service, **{label: value_label}).set(value)

@@ -130,6 +130,10 @@ class ServiceRuntime:
         async def metrics() -> Response:
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+            try:
+                await runtime.metrics.refresh()
+            except Exception as exc:  # a scrape still answers when the database does not
+                log.warning("observed metrics not refreshed: %s", type(exc).__name__)
             return Response(
                 generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
             )

@@ -48,6 +48,25 @@ def build(
         p.org_id: p
         for p in (partners if partners is not None else load_partners(settings.partners_file))
     }
+
+    async def deliveries_by_state() -> dict[str, float]:
+        """pending (first try due), retrying (failed before, next try scheduled), sending,
+        delivered, dead (no more tries: failed, replayable)."""
+        counts = {
+            state: float(await documents.count(DELIVERIES, {"state": state}))
+            for state in ("pending", "sending", "delivered", "dead")
+        }
+        retrying = await documents.count(DELIVERIES, {"state": "pending", "attempts": {"$gt": 0}})
+        counts["retrying"] = float(retrying)
+        counts["pending"] -= retrying
+        return counts
+
+    runtime.metrics.observe(
+        "linkwell_deliveries",
+        "Deliveries by state; dead ones failed for good and wait to be replayed",
+        "state",
+        deliveries_by_state,
+    )
     notices = NotificationStore(documents, on_written=runtime.relay.wake)
     deliveries = DeliveryStore(documents, on_written=runtime.relay.wake)
     webhooks = WebhookChannel(

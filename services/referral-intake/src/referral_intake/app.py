@@ -55,6 +55,16 @@ def build(
     )
     referrals = ReferralStore(documents, on_written=runtime.relay.wake)
     handlers.register(runtime.consumer, referrals)
+
+    async def referrals_by_state() -> dict[str, float]:
+        return {
+            state: await documents.count(REFERRALS, {"task.business_status": state})
+            for state in domain.BUSINESS_STATES
+        }
+
+    runtime.metrics.observe(
+        "linkwell_referrals", "Referrals by the state their Task shows", "state", referrals_by_state
+    )
     registry = {
         p.org_id: p
         for p in (partners if partners is not None else load_partners(settings.partners_file))

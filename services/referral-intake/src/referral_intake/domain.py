@@ -398,6 +398,25 @@ def referral_id_for(
 # ---------------------------------------------------------------- the Task (closed loop)
 
 
+# every business status a Task can show (Task.businessStatus), for counting referrals by state
+BUSINESS_STATES = (
+    "received",
+    "matched",
+    "no-match",
+    "escalated",
+    "place-held",
+    "waitlisted",
+    "refused-capacity",
+    "place-released",
+    "accepted",
+    "declined",
+    "attended",
+    "completed",
+    "cancelled",
+    "revoked",
+)
+
+
 @dataclass
 class TaskState:
     status: str = "requested"
