@@ -118,3 +118,61 @@ async def test_metrics_count_referrals_by_state_and_failed_deliveries(
         assert "r0" not in scraped and "d1" not in scraped  # counts, never ids
     finally:
         await documents.close()
+
+
+async def test_metrics_show_consumer_lag_and_dead_letter_depth(
+    infrastructure, database_name, monkeypatch
+) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from capacity.app import build as build_capacity
+    from capacity.config import CapacitySettings
+    from linkwell import metrics
+    from linkwell_schemas.events import AssetChanged
+
+    monkeypatch.setattr(metrics, "OBSERVE_EVERY", 0.0)
+    app, runtime = build_capacity(
+        CapacitySettings(
+            kafka_bootstrap_servers=infrastructure.kafka_bootstrap_servers,
+            mongodb_url=infrastructure.mongodb_url,
+            database=database_name,
+        ),
+        partners=[],
+    )
+    group = f"capacity.{AssetChanged.topic}"
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c")
+    producer = AIOKafkaProducer(bootstrap_servers=infrastructure.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await runtime.start()
+        before = (await client.get("/metrics")).text
+        depth_before = (
+            sample(
+                before,
+                "linkwell_dead_letter_depth",
+                service="capacity",
+                topic="capacity.dead-lettered.v1",
+            )
+            or 0.0
+        )
+        await producer.send_and_wait(AssetChanged.topic, b'{"asset_id": 7}', key=b"ops-metrics")
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            scraped = (await client.get("/metrics")).text
+            depth = sample(
+                scraped,
+                "linkwell_dead_letter_depth",
+                service="capacity",
+                topic="capacity.dead-lettered.v1",
+            )
+            lag = sample(scraped, "linkwell_consumer_lag", service="capacity", group=group)
+            if depth == depth_before + 1 and lag == 0.0:
+                break
+            assert asyncio.get_running_loop().time() < deadline, (depth, lag)
+            await asyncio.sleep(0.5)
+    finally:
+        await producer.stop()
+        await client.aclose()
+        await runtime.stop()

@@ -4,6 +4,7 @@ wait there. Labels carry topics and outcomes only, never ids."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 Observer = Callable[[], Awaitable[dict[str, float]]]
 OBSERVE_EVERY = 10.0  # seconds between database reads for observed gauges
+log = logging.getLogger(__name__)
 
 
 class ServiceMetrics:
@@ -62,5 +64,10 @@ class ServiceMetrics:
             return
         self._observed_at = time.monotonic()
         for gauge, label, observer in self._observed:
-            for value_label, value in (await observer()).items():
+            try:
+                values = await observer()
+            except Exception as exc:  # one source down (broker, database): report the rest
+                log.warning("metric %s not refreshed: %s", gauge._name, type(exc).__name__)
+                continue
+            for value_label, value in values.items():
                 gauge.labels(service=self.service, **{label: value_label}).set(value)

@@ -55,6 +55,55 @@ async def consumer_lag(bootstrap: str) -> list[dict[str, Any]]:
     return rows
 
 
+async def service_backlog(
+    bootstrap: str, service: str, groups: dict[str, str], timeout_ms: int = 2000
+) -> tuple[dict[str, float], float]:
+    """One service's consumer lag per group (its own subscriptions) and how many messages
+    wait in its dead-letter topic: what /metrics reports. Quick to give up: a scrape must
+    answer even when the broker does not."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=timeout_ms
+    )
+    await consumer.start()
+    lag: dict[str, float] = {}
+    depth = 0.0
+    try:
+        known = await consumer.topics()
+        for topic, group in sorted(groups.items()):
+            if topic not in known:
+                continue
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+            ends = await consumer.end_offsets(partitions)
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                enable_auto_commit=False,
+                request_timeout_ms=timeout_ms,
+            )
+            await reader.start()
+            try:
+                total = 0
+                for tp in partitions:
+                    done = await reader.committed(tp)
+                    total += ends[tp] - (done if done is not None and done >= 0 else 0)
+                lag[group] = float(total)
+            finally:
+                await reader.stop()
+        letters = dead_letter_topic(service)
+        if letters in known:
+            partitions = [
+                TopicPartition(letters, p) for p in consumer.partitions_for_topic(letters) or []
+            ]
+            ends = await consumer.end_offsets(partitions)
+            starts = await consumer.beginning_offsets(partitions)
+            depth = float(sum(ends[tp] - starts[tp] for tp in partitions))
+    finally:
+        await consumer.stop()
+    return lag, depth
+
+
 async def dead_letters(
     bootstrap: str, service: str, limit: int = 50, with_payload: bool = False
 ) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from linkwell.documents import DocumentStore
 from linkwell.messaging import Consumer, OutboxRelay, Publisher
 from linkwell.metrics import ServiceMetrics
 from linkwell.telemetry import TracingMiddleware
+from linkwell_schemas.events import dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,40 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self.started = False
+        if broker is None:
+            self._observe_backlog(bootstrap_servers)
+
+    def _observe_backlog(self, bootstrap_servers: str) -> None:
+        """Consumer lag per group and dead-letter depth on /metrics, read from the broker."""
+        from linkwell import ops
+
+        latest: dict[str, Any] = {}
+
+        async def read() -> tuple[dict[str, float], float]:
+            if latest.get("at", 0.0) > asyncio.get_running_loop().time() - 1.0:
+                return latest["lag"], latest["depth"]
+            lag, depth = await asyncio.wait_for(
+                ops.service_backlog(bootstrap_servers, self.name, dict(self.consumer.groups)),
+                timeout=5,
+            )
+            latest.update(at=asyncio.get_running_loop().time(), lag=lag, depth=depth)
+            return lag, depth
+
+        async def lag() -> dict[str, float]:
+            return (await read())[0]
+
+        async def depth() -> dict[str, float]:
+            return {dead_letter_topic(self.name): (await read())[1]}
+
+        self.metrics.observe(
+            "linkwell_consumer_lag", "Messages not yet handled, per consumer group", "group", lag
+        )
+        self.metrics.observe(
+            "linkwell_dead_letter_depth",
+            "Messages waiting in this service's dead-letter topic",
+            "topic",
+            depth,
+        )
 
     def on_startup(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._startup.append(hook)
