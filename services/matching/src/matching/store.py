@@ -64,7 +64,6 @@ class DirectoryStore:
             changed = True
             doc.update({k: fields.get(k) for k in DIRECTORY_FIELDS})
             doc["changed_at"] = _now()
-            live = doc.get("live") or {}
             add_event(
                 doc,
                 AssetChanged(
@@ -75,8 +74,9 @@ class DirectoryStore:
                     provider_org=fields["provider_org"],
                     asset_name=fields["name"],
                     declared_capacity=fields.get("declared_capacity"),
-                    accepting_referrals=fields.get("status", "active") == "active"
-                    and live.get("accepting_referrals", True),
+                    # the directory's own statement: an inactive or closed service takes no
+                    # referrals (pauses are capacity's to announce, not echoed back here)
+                    accepting_referrals=fields.get("status", "active") == "active",
                     verified=bool(fields.get("verified", True)),
                 ),
             )
