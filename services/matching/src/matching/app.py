@@ -7,6 +7,7 @@ import logging
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
+from prometheus_client import Counter
 
 from linkwell.auth import DocumentReplayGuard, TokenVerifier
 from linkwell.documents import DocumentStore, MongoDocumentStore
@@ -15,6 +16,7 @@ from linkwell.runtime import ServiceRuntime
 from matching import __version__, api, handlers, oruk
 from matching.config import MatchingSettings
 from matching.directory import Directory
+from matching.domain import Decision
 from matching.store import ASSETS, PROPOSALS, DirectoryStore
 
 SERVICE = handlers.SERVICE
@@ -64,7 +66,23 @@ def build(
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
     store_ = DirectoryStore(documents, on_written=runtime.relay.wake)
-    directory = Directory(store_, settings.max_candidates, settings.refresh_every_seconds)
+    outcomes = Counter(
+        "linkwell_match_outcomes",
+        "Referrals decided, by outcome (proposed, escalated, no-match) and gap: unmet need by "
+        "reason (none-reachable, none-eligible, all-full ...)",
+        ["service", "outcome", "gap"],
+        registry=runtime.metrics.registry,
+    )
+
+    def count(decision: Decision) -> None:
+        outcome = (
+            "escalated" if decision.escalate else "proposed" if decision.candidates else "no-match"
+        )
+        outcomes.labels(service=SERVICE, outcome=outcome, gap=decision.gap or "none").inc()
+
+    directory = Directory(
+        store_, settings.max_candidates, settings.refresh_every_seconds, on_decided=count
+    )
     handlers.register(runtime.consumer, directory)
     known = partners if partners is not None else load_partners(settings.partners_file)
     registry = {p.org_id: p for p in known}

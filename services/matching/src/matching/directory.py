@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,11 @@ log = logging.getLogger(__name__)
 
 class Directory:
     def __init__(
-        self, store: DirectoryStore, max_candidates: int = 5, refresh_every: float = 0.5
+        self,
+        store: DirectoryStore,
+        max_candidates: int = 5,
+        refresh_every: float = 0.5,
+        on_decided: Callable[[domain.Decision], None] | None = None,
     ) -> None:
         self.store = store
         self.index = DirectoryIndex()
@@ -31,6 +36,7 @@ class Directory:
         self._proposals_since = ""
         self._counted: dict[str, str] = {}  # referral -> provider counted for load
         self._lock = asyncio.Lock()
+        self.on_decided = on_decided
 
     async def refresh(self, force: bool = False) -> None:
         """Bring the index up to date with every instance's writes."""
@@ -81,6 +87,8 @@ class Directory:
         if done and first:
             self._counted[referral.referral_id] = "local"
             self.index.record_proposal(first)
+        if done and self.on_decided:
+            self.on_decided(decision)
         return done
 
     async def put(self, record: AssetRecord, tenant: str, only_provider: str | None = None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from faststream.kafka import TestKafkaBroker
 
 from linkwell.documents import MemoryDocumentStore
@@ -83,8 +84,8 @@ async def test_demo_directory_import_announces_each_asset_once_and_matches_a_ref
     }
 
 
-async def test_crisis_referral_is_escalated() -> None:
-    _, runtime = build(MatchingSettings(directory_file=DEMO), store=MemoryDocumentStore())
+async def test_crisis_referral_is_escalated_and_counted() -> None:
+    app, runtime = build(MatchingSettings(directory_file=DEMO), store=MemoryDocumentStore())
     escalations: list[ReferralEscalated] = []
 
     @runtime.broker.subscriber(ReferralEscalated.topic, group_id="observer")
@@ -98,6 +99,23 @@ async def test_crisis_referral_is_escalated() -> None:
             ReferralReceived.topic,
             key=b"r1",
         )
+        await broker.publish(
+            referral([], referral_id="r2").model_dump_json().encode(),
+            ReferralReceived.topic,
+            key=b"r2",
+        )
         await runtime.relay.relay_once()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://matching"
+        ) as client:
+            scraped = (await client.get("/metrics")).text
         await runtime.stop()
     assert [e.route_to for e in escalations] == ["clinician"]
+    assert (
+        'linkwell_match_outcomes_total{gap="none",outcome="escalated",service="matching"} 1.0'
+        in scraped
+    )
+    assert (
+        'linkwell_match_outcomes_total{gap="no-needs",outcome="no-match",service="matching"} 1.0'
+        in scraped
+    )
