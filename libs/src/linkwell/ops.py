@@ -15,6 +15,28 @@ from linkwell_schemas.events import TOPICS, dead_letter_topic
 SERVICES = ("referral-intake", "matching", "capacity", "notifications")
 
 
+async def _group_lag(
+    bootstrap: str, group: str, ends: dict[TopicPartition, int], timeout_ms: int = 40_000
+) -> int:
+    """Messages after the group's committed offsets, read as a member would without joining
+    the group (Tansu does not answer the admin API's offset fetch)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=timeout_ms,
+    )
+    await reader.start()
+    try:
+        lag = 0
+        for tp, end in ends.items():
+            done = await reader.committed(tp)
+            lag += end - (done if done is not None and done >= 0 else 0)
+        return lag
+    finally:
+        await reader.stop()
+
+
 async def consumer_lag(bootstrap: str) -> list[dict[str, Any]]:
     """For every `<service>.<topic>` group: committed offset against the end of each partition."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -36,18 +58,7 @@ async def consumer_lag(bootstrap: str) -> list[dict[str, Any]]:
                     TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
                 ]
                 ends = await consumer.end_offsets(partitions)
-                # read the group's commits as a member would, without joining it
-                reader = AIOKafkaConsumer(
-                    bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-                )
-                await reader.start()
-                try:
-                    lag = 0
-                    for tp in partitions:
-                        done = await reader.committed(tp)
-                        lag += ends[tp] - (done if done is not None and done >= 0 else 0)
-                finally:
-                    await reader.stop()
+                lag = await _group_lag(bootstrap, group, ends)
                 rows.append({"group": group, "topic": topic, "lag": lag})
     finally:
         await consumer.stop()
@@ -76,21 +87,7 @@ async def service_backlog(
                 TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
             ]
             ends = await consumer.end_offsets(partitions)
-            reader = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap,
-                group_id=group,
-                enable_auto_commit=False,
-                request_timeout_ms=timeout_ms,
-            )
-            await reader.start()
-            try:
-                total = 0
-                for tp in partitions:
-                    done = await reader.committed(tp)
-                    total += ends[tp] - (done if done is not None and done >= 0 else 0)
-                lag[group] = float(total)
-            finally:
-                await reader.stop()
+            lag[group] = float(await _group_lag(bootstrap, group, ends, timeout_ms))
         letters = dead_letter_topic(service)
         if letters in known:
             partitions = [

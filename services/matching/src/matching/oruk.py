@@ -291,6 +291,22 @@ class _Common:
     locations: list[tuple[str | None, dict[str, Any], list[dict[str, Any]]]]
 
 
+def _cost_texts(record: dict[str, Any], fees: str | None) -> list[str]:
+    """What a service says it costs, in words: its fees text and each cost option."""
+    return [fees or ""] + [
+        f"{c.get('option') or ''} {c.get('amount_description') or ''}"
+        for c in record.get("cost_options") or []
+    ]
+
+
+def _cost_amounts(record: dict[str, Any]) -> list[float]:
+    return [
+        float(c["amount"])
+        for c in record.get("cost_options") or []
+        if isinstance(c.get("amount"), int | float)
+    ]
+
+
 def _common_oruk1(record: dict[str, Any]) -> _Common:
     terms = [
         str((t.get("taxonomy") or {}).get("name") or "")
@@ -311,16 +327,8 @@ def _common_oruk1(record: dict[str, Any]) -> _Common:
         eligibility_texts=[str(e.get("eligibility") or "") for e in eligibility],
         ages=_ages([(e.get("minimum_age"), e.get("maximum_age")) for e in eligibility]),
         languages=[str(lang.get("language") or "") for lang in record.get("languages") or []],
-        cost_texts=[record.get("fees") or ""]
-        + [
-            f"{c.get('option') or ''} {c.get('amount_description') or ''}"
-            for c in record.get("cost_options") or []
-        ],
-        free_amounts=[
-            float(c["amount"])
-            for c in record.get("cost_options") or []
-            if isinstance(c.get("amount"), int | float)
-        ],
+        cost_texts=_cost_texts(record, record.get("fees")),
+        free_amounts=_cost_amounts(record),
         schedules=record.get("regular_schedules") or [],
         attending=[record.get("attending_type") or ""],
         assured_date=record.get("assured_date"),
@@ -350,16 +358,8 @@ def _common_oruk3(record: dict[str, Any]) -> _Common:
             str(lang.get("code") or lang.get("name") or "")
             for lang in record.get("languages") or []
         ],
-        cost_texts=[record.get("fees_description") or record.get("fees") or ""]
-        + [
-            f"{c.get('option') or ''} {c.get('amount_description') or ''}"
-            for c in record.get("cost_options") or []
-        ],
-        free_amounts=[
-            float(c["amount"])
-            for c in record.get("cost_options") or []
-            if isinstance(c.get("amount"), int | float)
-        ],
+        cost_texts=_cost_texts(record, record.get("fees_description") or record.get("fees")),
+        free_amounts=_cost_amounts(record),
         schedules=record.get("schedules") or [],
         attending=[str(s.get("attending_type") or "") for s in record.get("schedules") or []],
         assured_date=record.get("assured_date"),
