@@ -112,11 +112,20 @@ def test_every_variable_compose_sets_is_one_the_service_reads(compose) -> None:
 
 
 def test_the_files_compose_points_at_exist(compose, tmp_path: Path) -> None:
+    command = compose["services"]["demo-secrets"]["command"]
+    assert command[:3] == ["linkwell", "demo-secrets", "/secrets"]
     subprocess.run(
-        [sys.executable, "-m", "linkwell.cli", "demo-secrets", str(tmp_path)],
+        [sys.executable, "-m", "linkwell.cli", "demo-secrets", str(tmp_path), *command[3:]],
         cwd=ROOT,
         check=True,
         capture_output=True,
+    )
+    registry = json.loads((tmp_path / "partners.json").read_text())
+    callbacks = [p["callback_url"] for p in registry["partners"] if p.get("callback_url")]
+    receiver = compose["services"]["demo-receiver"]["command"]
+    port = receiver[receiver.index("--port") + 1]
+    assert callbacks and all(
+        url.startswith(f"http://demo-receiver:{port}/webhooks/") for url in callbacks
     )
     for name in SETTINGS:
         for value in compose["services"][name]["environment"].values():
@@ -142,3 +151,43 @@ def test_topic_list_has_every_event_topic_and_dead_letters() -> None:
         compacted = topic in COMPACTED_TOPICS
         assert (configs["cleanup.policy"] == "compact") == compacted, topic
         assert partitions >= 1
+
+
+def test_the_demo_receiver_answers_and_prints_each_notice_once() -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linkwell.cli", "demo-receiver", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "demo webhook receiver" in proc.stdout.readline()
+        note = json.dumps({"referral_id": "r-1", "summary": "Place held"}).encode()
+        for _ in range(2):  # the same webhook-id twice: handled once
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/webhooks/gp-demo-headingley",
+                data=note,
+                headers={"webhook-id": "msg_1", "content-type": "application/json"},
+            )
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert urllib.request.urlopen(request, timeout=5).status == 204
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        assert proc.stdout.readline().strip() == (
+            "[webhook to gp-demo-headingley] referral r-1: Place held"
+        )
+        assert "repeated" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

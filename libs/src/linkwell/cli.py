@@ -3,6 +3,7 @@
 linkwell up                      start broker, database and the four services
 linkwell token <org-id>          a bearer token signed with a demo partner's key (one request)
 linkwell demo-secrets <dir>      demo partner registry, partner keys and the network's keys
+linkwell demo-receiver           the demo practice's webhook endpoint, printing each notice
 linkwell trace <referral-id>     print the span tree of one referral
 linkwell ops lag                 how far behind each consumer group is
 linkwell ops dead-letters <svc>  what a service could not handle (origin, error; no bodies)
@@ -146,10 +147,31 @@ def _demo_secrets(args: argparse.Namespace) -> int:
         Path(args.template) if args.template else Path.cwd() / "config" / "partners.demo.json"
     )
     registry = with_demo_keys(template, out / "demo-keys", out / "partners.json")
+    if args.callback_base:  # where the demo receiver is reachable from the services
+        data = json.loads(registry.read_text())
+        local = f"http://127.0.0.1:{DEMO_RECEIVER_PORT}"
+        for partner in data["partners"]:
+            url = partner.get("callback_url") or ""
+            if url.startswith(local):
+                partner["callback_url"] = args.callback_base.rstrip("/") + url[len(local) :]
+        registry.write_text(json.dumps(data, indent=1) + "\n")
     action_keys(out / "demo-keys")
     for path in out.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)  # read by the services' own user
     print(f"wrote {registry} and keys in {out / 'demo-keys'}")
+    return 0
+
+
+def _demo_receiver(args: argparse.Namespace) -> int:
+    """The demo practice's webhook endpoint on its own (docker compose): prints each notice."""
+    server = ThreadingHTTPServer((args.host, args.port), _DemoReceiver)
+    print(f"demo webhook receiver on {args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -257,7 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     secrets.add_argument(
         "--template", help="partner registry template (default: config/partners.demo.json)"
     )
+    secrets.add_argument(
+        "--callback-base",
+        help="rewrite the demo receiver's callback URLs to this base, e.g. "
+        "http://demo-receiver:8090",
+    )
     secrets.set_defaults(func=_demo_secrets)
+    receiver = sub.add_parser("demo-receiver", help="the demo practice's webhook endpoint")
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=DEMO_RECEIVER_PORT)
+    receiver.set_defaults(func=_demo_receiver)
     ops_cmd = sub.add_parser("ops", help="consumer lag, dead letters, one referral everywhere")
     ops_cmd.add_argument("what", choices=["lag", "dead-letters", "inspect", "replay", "referral"])
     ops_cmd.add_argument("target", nargs="?", help="a service (dead letters) or a referral id")
