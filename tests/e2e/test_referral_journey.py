@@ -225,9 +225,20 @@ def test_ops_command_shows_lag_dead_letters_and_one_referral_everywhere(network)
 
     urls = {name: network.net.url(name) for name in ops.SERVICES}
     token = network.auth(GP_ID)
-    request = httpx.Request("GET", network.fhir)
-    headers = {"Authorization": next(token.auth_flow(request)).headers["authorization"]}
-    seen = asyncio.run(ops.referral_everywhere(urls, referral_id, headers))
+
+    def fresh_headers() -> dict[str, str]:  # a partner token is good for one request
+        request = httpx.Request("GET", network.fhir)
+        return {"Authorization": next(token.auth_flow(request)).headers["authorization"]}
+
+    # each service learns of the referral from its own consumer: wait until every one has
+    deadline = time.monotonic() + 30
+    while True:
+        seen = asyncio.run(ops.referral_everywhere(urls, referral_id, fresh_headers()))
+        if all("referral_id" in seen[s] for s in ("matching", "notifications")) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.5)
     assert seen["referral-intake"]["business_status"] in {"place-held", "waitlisted"}
     assert seen["capacity"]["state"] in {"held", "waitlisted"}
     assert seen["matching"]["referral_id"] == referral_id
