@@ -3,6 +3,7 @@
 Import a directory feed into matching's database (idempotent) and print what happened:
 
     python -m matching import <file-or-url> [--namespace NAME] [--tenant TENANT] [--dry-run]
+                              [--keep-missing] [--force-withdrawal]
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def import_command(argv: list[str]) -> int:
     parser.add_argument("--namespace", default=None, help="prefix of the asset ids")
     parser.add_argument("--tenant", default=None)
     parser.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
+    parser.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="leave active the assets this source listed before and lists no longer",
+    )
+    parser.add_argument(
+        "--force-withdrawal",
+        action="store_true",
+        help="withdraw missing assets even when the feed looks incomplete",
+    )
     args = parser.parse_args(argv)
     settings = MatchingSettings()
     partners = load_partners(settings.partners_file)
@@ -50,7 +61,12 @@ def import_command(argv: list[str]) -> int:
         documents = MongoDocumentStore(settings.mongodb_url, settings.database)
         try:
             directory = Directory(DirectoryStore(documents))
-            await directory.import_report(report, args.tenant or settings.directory_tenant)
+            await directory.import_report(
+                report,
+                args.tenant or settings.directory_tenant,
+                withdraw_missing=not args.keep_missing,
+                force=args.force_withdrawal,
+            )
         finally:
             await documents.close()
 
@@ -60,6 +76,8 @@ def import_command(argv: list[str]) -> int:
         print(f"rejected {problem}")
     for problem in report.warnings:
         print(f"warning  {problem}")
+    for note in report.notes:
+        print(f"note     {note}")
     print(report.summary())
     return 0 if report.assets or not report.read else 1
 

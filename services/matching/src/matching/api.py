@@ -79,6 +79,12 @@ class ImportRequest(BaseModel):
 
     url: str = Field(pattern=r"^https?://", max_length=2000)
     namespace: str = Field(default="oruk", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    withdraw_missing: bool = Field(
+        default=True, description="mark assets this feed no longer lists as inactive"
+    )
+    force_withdrawal: bool = Field(
+        default=False, description="withdraw even when the feed looks incomplete"
+    )
 
 
 def _problems(exc: ValidationError) -> list[dict[str, str]]:
@@ -250,7 +256,9 @@ def register(
             )
         except Exception as exc:
             raise HTTPException(422, f"the feed could not be read: {type(exc).__name__}") from None
-        await directory.import_report(report, partner.tenant)
+        await directory.import_report(
+            report, partner.tenant, body.withdraw_missing, body.force_withdrawal
+        )
         return report_view(report)
 
 
@@ -261,9 +269,11 @@ def report_view(report: oruk.ImportReport) -> dict[str, Any]:
         "read": report.read,
         "assets": len(report.assets),
         "changed": report.changed,
+        "withdrawn": report.withdrawn,
         "rejected_records": report.rejected_records,
         "rejected": [p.__dict__ for p in report.rejected[:200]],
         "warnings": [p.__dict__ for p in report.warnings[:200]],
+        "notes": report.notes,
     }
 
 

@@ -42,6 +42,8 @@ async def import_sources(
         reports.append(await directory.import_report(report, settings.directory_tenant))
         for problem in report.rejected[:20]:
             log.warning("directory import rejected %s", problem)
+        for note in report.notes:
+            log.warning("directory import of %s: %s", source, note)
     return reports
 
 

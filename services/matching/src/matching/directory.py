@@ -16,6 +16,7 @@ from matching.model import AssetRecord
 from matching.store import DirectoryStore
 
 SERVICE = "matching"
+WITHDRAW_FREELY = 5  # an import may always withdraw this many missing assets
 LOOKBACK = timedelta(seconds=5)  # tolerate clock skew between instances when refreshing
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,55 @@ class Directory:
             await self.refresh(force=True)
         return changed
 
-    async def import_report(self, report: oruk.ImportReport, tenant: str) -> oruk.ImportReport:
+    async def import_report(
+        self,
+        report: oruk.ImportReport,
+        tenant: str,
+        withdraw_missing: bool = True,
+        force: bool = False,
+    ) -> oruk.ImportReport:
+        """Store a feed's assets; then withdraw (mark inactive) what the same source listed
+        before and lists no longer, so closed services stop being proposed."""
         for record in report.assets:
-            if await self.store.upsert_asset(record.id, record.to_doc(), tenant):
+            if await self.store.upsert_asset(
+                record.id, record.to_doc(), tenant, feed=report.source
+            ):
                 report.changed += 1
+        if withdraw_missing:
+            await self._withdraw_missing(report, tenant, force)
         await self.refresh(force=True)
         log.info(
-            "directory import: %d read, %d assets, %d new or changed, %d rejected",
+            "directory import: %d read, %d assets, %d new or changed, %d withdrawn, %d rejected",
             report.read,
             len(report.assets),
             report.changed,
+            report.withdrawn,
             report.rejected_records,
         )
         return report
+
+    async def _withdraw_missing(self, report: oruk.ImportReport, tenant: str, force: bool) -> None:
+        listed, rejected_prefixes = report.kept_ids()
+        active = [d for d in await self.store.from_feed(report.source) if _active(d)]
+        missing = [
+            d["_id"]
+            for d in active
+            if d["_id"] not in listed and not d["_id"].startswith(rejected_prefixes)
+        ]
+        if not missing:
+            return
+        suspicious = not report.assets or len(missing) > max(WITHDRAW_FREELY, len(active) // 2)
+        if suspicious and not force:
+            # an empty or truncated page is likelier than half a directory closing at once
+            report.notes.append(
+                f"{len(missing)} of {len(active)} assets from this source are missing from the "
+                "feed; none withdrawn, as the feed looks incomplete. Check the source; if they "
+                "really have closed, import again forcing the withdrawal."
+            )
+            return
+        for asset_id in missing:
+            if await self.store.withdraw(asset_id, tenant, report.source):
+                report.withdrawn += 1
 
 
 def outcome_for(referral: ReferralReceived, decision: domain.Decision) -> Event:
@@ -132,6 +169,10 @@ def outcome_for(referral: ReferralReceived, decision: domain.Decision) -> Event:
         gap=decision.gap,  # type: ignore[arg-type]
         filtered=decision.filtered,
     )
+
+
+def _active(doc: dict[str, Any]) -> bool:
+    return bool(doc.get("name")) and (doc.get("status") or "active") == "active"
 
 
 def _minus(iso: str, delta: timedelta) -> str:

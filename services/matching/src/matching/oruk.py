@@ -46,12 +46,15 @@ class Problem:
 @dataclass
 class ImportReport:
     source: str
+    namespace: str = "oruk"
     shape: Shape | None = None
     read: int = 0
     assets: list[AssetRecord] = field(default_factory=list)
     rejected: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     changed: int = 0
+    withdrawn: int = 0  # stored assets this feed no longer lists, now marked inactive
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rejected_records(self) -> int:
@@ -61,8 +64,17 @@ class ImportReport:
         return (
             f"{self.source}: {self.read} records read ({self.shape or 'unknown shape'}), "
             f"{len(self.assets)} assets, {self.changed} new or changed, "
-            f"{self.rejected_records} records rejected, {len(self.warnings)} warnings"
+            f"{self.withdrawn} withdrawn, {self.rejected_records} records rejected, "
+            f"{len(self.warnings)} warnings"
         )
+
+    def kept_ids(self) -> tuple[set[str], tuple[str, ...]]:
+        """Asset ids this feed still vouches for: those it lists, and those of records it
+        rejected this time (a record that fails validation still exists at its source)."""
+        listed = {a.id for a in self.assets}
+        rejected = {p.record_id for p in self.rejected if p.record_id}
+        listed |= rejected | {f"{self.namespace}:{rid}" for rid in rejected}
+        return listed, tuple(f"{self.namespace}:{rid}@" for rid in rejected)
 
 
 # ------------------------------------------------------------------ reading
@@ -554,7 +566,7 @@ def read_feed(
     client: httpx.Client | None = None,
 ) -> ImportReport:
     """Read and convert a whole feed (every page); nothing is stored here."""
-    report = ImportReport(source=source)
+    report = ImportReport(source=source, namespace=namespace)
     today = today or date.today()
     position = 0
     for records, hint in read_source(source, client):

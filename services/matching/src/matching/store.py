@@ -18,13 +18,29 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _announcement(asset_id: str, fields: dict[str, Any], tenant: str) -> AssetChanged:
+    return AssetChanged(
+        producer="matching",
+        tenant=tenant,
+        correlation_id=asset_id,
+        asset_id=asset_id,
+        provider_org=fields["provider_org"],
+        asset_name=fields["name"],
+        declared_capacity=fields.get("declared_capacity"),
+        # the directory's own statement: an inactive or closed service takes no referrals
+        # (pauses are capacity's to announce, not echoed back here)
+        accepting_referrals=(fields.get("status") or "active") == "active",
+        verified=bool(fields.get("verified", True)),
+    )
+
+
 class DirectoryStore:
     def __init__(self, documents: DocumentStore, on_written: Any = None) -> None:
         self.documents = documents
         self.on_written = on_written
 
     async def setup(self) -> None:
-        await self.documents.ensure_indexes(ASSETS, ["changed_at", "provider_org"])
+        await self.documents.ensure_indexes(ASSETS, ["changed_at", "provider_org", "feed"])
         await self.documents.ensure_indexes(PROPOSALS, ["at"])
 
     async def assets(self) -> list[dict[str, Any]]:
@@ -38,6 +54,9 @@ class DirectoryStore:
             return await self.assets()
         return await self.documents.find(ASSETS, {"changed_at": {"$gte": since}})
 
+    async def from_feed(self, feed: str) -> list[dict[str, Any]]:
+        return await self.documents.find(ASSETS, {"feed": feed})
+
     async def proposals_since(self, since: str) -> list[dict[str, Any]]:
         return await self.documents.find(PROPOSALS, {"at": {"$gte": since}})
 
@@ -47,11 +66,13 @@ class DirectoryStore:
         fields: dict[str, Any],
         tenant: str,
         only_provider: str | None = None,
+        feed: str | None = None,
     ) -> bool:
         """Store an asset; announce it on directory.asset-changed.v1 only when it changed.
 
         With `only_provider`, an existing asset of another provider is not touched
-        (PermissionError)."""
+        (PermissionError). `feed` records which import source lists the asset, so that a
+        later import of the same source can withdraw what it no longer lists."""
         changed = False
 
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -59,31 +80,38 @@ class DirectoryStore:
             doc = current or {}
             if only_provider and doc.get("name") and doc.get("provider_org") != only_provider:
                 raise PermissionError(asset_id)
-            if doc.get("name") and all(doc.get(k) == fields.get(k) for k in DIRECTORY_FIELDS):
+            same = doc.get("name") and all(doc.get(k) == fields.get(k) for k in DIRECTORY_FIELDS)
+            if same and (feed is None or doc.get("feed") == feed):
                 return None
+            if feed is not None:
+                doc["feed"] = feed
+            if same:
+                return doc  # only the feed it came from is new: nothing to announce
             changed = True
             doc.update({k: fields.get(k) for k in DIRECTORY_FIELDS})
             doc["changed_at"] = _now()
-            add_event(
-                doc,
-                AssetChanged(
-                    producer="matching",
-                    tenant=tenant,
-                    correlation_id=asset_id,
-                    asset_id=asset_id,
-                    provider_org=fields["provider_org"],
-                    asset_name=fields["name"],
-                    declared_capacity=fields.get("declared_capacity"),
-                    # the directory's own statement: an inactive or closed service takes no
-                    # referrals (pauses are capacity's to announce, not echoed back here)
-                    accepting_referrals=fields.get("status", "active") == "active",
-                    verified=bool(fields.get("verified", True)),
-                ),
-            )
+            add_event(doc, _announcement(asset_id, doc, tenant))
             return doc
 
         await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
         return changed
+
+    async def withdraw(self, asset_id: str, tenant: str, feed: str) -> bool:
+        """Mark an asset its feed no longer lists as inactive, and announce that once."""
+        withdrawn = False
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal withdrawn
+            if not current or current.get("feed") != feed or current.get("status") != "active":
+                return None
+            withdrawn = True
+            current["status"] = "inactive"
+            current["changed_at"] = _now()
+            add_event(current, _announcement(asset_id, current, tenant))
+            return current
+
+        await change(self.documents, ASSETS, asset_id, apply, on_written=self.on_written)
+        return withdrawn
 
     async def record_capacity(self, event: CapacityChanged) -> None:
         def apply(current: dict[str, Any] | None) -> dict[str, Any] | None:

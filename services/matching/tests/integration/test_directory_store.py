@@ -4,6 +4,7 @@ and capacity written by another."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,12 +34,18 @@ def run_import(mongodb_url: str, database: str, *args: str) -> subprocess.Comple
 
 
 async def test_import_command_stores_a_feed_once_and_instances_share_it(
-    infrastructure, database_name
+    infrastructure, database_name, tmp_path: Path
 ) -> None:
-    feed = str(FIXTURES / "oruk1-kirkstall-page.json")
+    page = json.loads((FIXTURES / "oruk1-kirkstall-page.json").read_text())
+    path = tmp_path / "kirkstall.json"
+    path.write_text(json.dumps(page))
+    feed = str(path)
     first = run_import(infrastructure.mongodb_url, database_name, feed, "--namespace", "kca")
     assert first.returncode == 0, first.stderr
-    assert "4 records read (oruk1), 4 assets, 4 new or changed, 1 records rejected" in first.stdout
+    assert (
+        "4 records read (oruk1), 4 assets, 4 new or changed, 0 withdrawn, 1 records rejected"
+        in first.stdout
+    )
     assert "rejected record 2 (kca-broken-3) $.status" in first.stdout
     again = run_import(infrastructure.mongodb_url, database_name, feed, "--namespace", "kca")
     assert "0 new or changed" in again.stdout
@@ -73,5 +80,14 @@ async def test_import_command_stores_a_feed_once_and_instances_share_it(
         )
         await other.refresh(force=True)
         assert other.index.assets["kca:kca-walk-1"].live_available == 7
+
+        # the council republishes its feed without the walk: it is withdrawn everywhere
+        closed = [r for r in page["content"] if r["id"] != "kca-walk-1"]
+        path.write_text(json.dumps(page | {"content": closed}))
+        later = run_import(infrastructure.mongodb_url, database_name, feed, "--namespace", "kca")
+        assert "3 assets, 0 new or changed, 1 withdrawn" in later.stdout, later.stdout
+        await other.refresh(force=True)
+        assert other.index.assets["kca:kca-walk-1"].status == "inactive"
+        assert other.index.assets["kca:lbn-phone-2"].status == "active"
     finally:
         await documents.close()

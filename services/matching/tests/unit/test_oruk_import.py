@@ -10,6 +10,7 @@ import pytest
 
 from linkwell.documents import MemoryDocumentStore
 from linkwell.partners import Partner
+from linkwell_schemas.events import Location, Need, Organisation, ReferralReceived
 from matching import oruk, taxonomy
 from matching.directory import Directory
 from matching.store import DirectoryStore
@@ -151,3 +152,117 @@ def test_taxonomy_terms_map_to_need_categories_and_crisis_terms_to_none() -> Non
     assert taxonomy.categories_of(["Suicide", "Self-harm", "Adult Protection"]) == set()
     assert taxonomy.language_code("Polish") == "pl"
     assert taxonomy.language_code("cy-GB") == "cy"
+
+
+def feed_file(path: Path, drop: tuple[str, ...] = (), break_: tuple[str, ...] = ()) -> str:
+    """The Kirkstall ORUK 1.0 page as a council might republish it: some services gone,
+    some now failing validation."""
+    page = json.loads(ORUK1.read_text())
+    records = [r for r in page["content"] if r["id"] not in drop]
+    for record in records:
+        if record["id"] in break_:
+            del record["organization"]
+    path.write_text(json.dumps(page | {"content": records}))
+    return str(path)
+
+
+def announcements(doc: dict) -> list[dict]:
+    return [e["payload"] for e in doc.get("_outbox", [])]
+
+
+async def test_a_service_dropped_from_its_feed_is_withdrawn_once_and_never_proposed(
+    tmp_path: Path,
+) -> None:
+    store = DirectoryStore(MemoryDocumentStore())
+    directory = Directory(store)
+    feed = tmp_path / "kirkstall.json"
+    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    other = await directory.import_report(read(ORUK3), "demo-region")
+    assert other.changed > 0
+
+    walking = ReferralReceived(
+        producer="referral-intake",
+        tenant="demo-region",
+        correlation_id="r1",
+        referral_id="r1",
+        source=Organisation(org_id="gp", kind="gp"),
+        needs=[Need(category="physical-activity")],
+        location=Location(lat=53.8205, lon=-1.6026),
+        fhir_reference="ServiceRequest/r1",
+    )
+    before = directory.decide(walking, today=TODAY)
+    assert "oruk:kca-walk-1" in {c.asset_id for c in before.candidates}
+
+    report = await directory.import_report(read(Path(feed_file(feed, drop=("kca-walk-1",)))), "t")
+    assert report.withdrawn == 1 and "1 withdrawn" in report.summary()
+    walk = await store.asset("oruk:kca-walk-1")
+    assert walk is not None and walk["status"] == "inactive"
+    assert [a["accepting_referrals"] for a in announcements(walk)] == [True, False]
+    still = {d["_id"]: d["status"] for d in await store.assets()}
+    assert [i for i, s in still.items() if s != "active"] == ["oruk:kca-walk-1"]
+
+    decision = directory.decide(walking, today=TODAY)
+    assert "oruk:kca-walk-1" not in {c.asset_id for c in decision.candidates}
+
+    again = await directory.import_report(read(Path(feed_file(feed, drop=("kca-walk-1",)))), "t")
+    assert again.withdrawn == 0 and len(announcements(await store.asset("oruk:kca-walk-1"))) == 2
+
+    back = await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    assert back.changed == 1
+    walk = await store.asset("oruk:kca-walk-1")
+    assert walk["status"] == "active" and announcements(walk)[-1]["accepting_referrals"]
+
+
+async def test_a_service_whose_record_now_fails_validation_is_kept_not_withdrawn(
+    tmp_path: Path,
+) -> None:
+    directory = Directory(DirectoryStore(MemoryDocumentStore()))
+    feed = tmp_path / "kirkstall.json"
+    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    report = await directory.import_report(
+        read(Path(feed_file(feed, break_=("kca-walk-1", "kca-carers-4")))), "demo-region"
+    )
+    assert report.rejected_records == 3 and report.withdrawn == 0
+    statuses = {d["_id"]: d["status"] for d in await directory.store.assets()}
+    assert set(statuses.values()) == {"active"} and len(statuses) == 4
+
+
+async def test_an_empty_feed_withdraws_nothing_unless_the_withdrawal_is_forced(
+    tmp_path: Path,
+) -> None:
+    directory = Directory(DirectoryStore(MemoryDocumentStore()))
+    feed = tmp_path / "kirkstall.json"
+    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    everything = ("kca-walk-1", "lbn-phone-2", "kca-broken-3", "kca-carers-4")
+    empty = await directory.import_report(read(Path(feed_file(feed, drop=everything))), "t")
+    assert empty.withdrawn == 0
+    assert empty.notes and "4 of 4 assets" in empty.notes[0] and "incomplete" in empty.notes[0]
+    assert {d["status"] for d in await directory.store.assets()} == {"active"}
+
+    kept = await directory.import_report(
+        read(Path(feed_file(feed, drop=("kca-walk-1",)))), "t", withdraw_missing=False
+    )
+    assert kept.withdrawn == 0 and not kept.notes
+
+    forced = await directory.import_report(
+        read(Path(feed_file(feed, drop=everything))), "t", force=True
+    )
+    assert forced.withdrawn == 4
+    assert {d["status"] for d in await directory.store.assets()} == {"inactive"}
+
+
+async def test_assets_kept_by_partners_are_never_withdrawn_by_a_feed(tmp_path: Path) -> None:
+    directory = Directory(DirectoryStore(MemoryDocumentStore()))
+    feed = tmp_path / "kirkstall.json"
+    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    own = read(ORUK3).assets[0].model_copy(update={"id": "vcse-own:club"})
+    await directory.put(own, "demo-region", only_provider=own.provider_org)
+    await directory.import_report(
+        read(Path(feed_file(feed, drop=("kca-walk-1", "lbn-phone-2")))), "demo-region"
+    )
+    statuses = {d["_id"]: d["status"] for d in await directory.store.assets()}
+    assert statuses["vcse-own:club"] == "active"
+    assert sorted(i for i, s in statuses.items() if s == "inactive") == [
+        "oruk:kca-walk-1",
+        "oruk:lbn-phone-2",
+    ]
