@@ -243,3 +243,68 @@ def test_ops_command_shows_lag_dead_letters_and_one_referral_everywhere(network)
     assert seen["capacity"]["state"] in {"held", "waitlisted"}
     assert seen["matching"]["referral_id"] == referral_id
     assert seen["notifications"]["referral_id"] == referral_id
+
+
+def test_every_service_logs_the_referral_as_json_in_its_trace_and_never_the_person(
+    network,
+) -> None:
+    person = json.loads(json.dumps(SAMPLE))
+    person["identifier"][0]["value"] = "demo-logs-0001"
+    patient = person["contained"][0]
+    patient["identifier"][0]["value"] = "9434765919"
+    patient["name"] = [{"family": "Quillfeather", "given": ["Ebenezer"]}]
+    patient["telecom"] = [
+        {"system": "phone", "value": "07700 900461", "use": "mobile"},
+        {"system": "email", "value": "e.quillfeather@example.org"},
+    ]
+    created = network.post_referral(person)
+    assert created.status_code == 201, created.text
+    referral_id = created.json()["id"]
+    network.wait_for_task(referral_id, {"place-held", "waitlisted"}, timeout=60)
+
+    spans_file = Path(network.net.env["LINKWELL_TRACE_FILE"])
+    logs = network.net.data_dir / "logs"
+    services = ("referral-intake", "matching", "capacity", "notifications")
+    deadline = time.monotonic() + 30
+    while True:
+        traces = referral_traces(read_spans(spans_file), referral_id)
+        posted = [
+            t
+            for t, spans in traces.items()
+            if any(s["name"] == "POST /fhir/ServiceRequest" for s in spans)
+        ]
+        lines = {
+            name: [json.loads(line) for line in (logs / f"{name}.log").read_text().splitlines()]
+            for name in services
+        }
+        in_trace = {
+            name
+            for name in services
+            if posted and any(e.get("trace_id") == posted[0] for e in lines[name])
+        }
+        if in_trace == set(services) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert in_trace == set(services)  # every service's log leads to the referral's trace
+
+    handled = [
+        e
+        for e in lines["matching"]
+        if e.get("trace_id") == posted[0] and e.get("topic") == "intake.referral-received.v1"
+    ]
+    assert handled and handled[0]["referral_id"] == referral_id and handled[0]["span_id"]
+    accepted = [e for e in lines["referral-intake"] if e.get("trace_id") == posted[0]]
+    assert any(e["message"] == "POST /fhir/ServiceRequest 201" for e in accepted)
+
+    text = "".join((logs / f"{name}.log").read_text() for name in services)
+    for personal in (
+        "9434765919",
+        "943 476 5919",
+        "Quillfeather",
+        "07700 900461",
+        "900461",
+        "e.quillfeather",
+        "1948-03-14",
+        "LS6 3HN",
+    ):
+        assert personal not in text, f"personal data in the logs: {personal[:3]}…"

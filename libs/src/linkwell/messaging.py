@@ -242,10 +242,31 @@ class Consumer:
         try:
             outcome = await self._process(model, handler, group_id, msg)
         finally:
+            seconds = time.perf_counter() - began
             if self.metrics is not None:
                 labels = (self.metrics.service, model.topic)
                 self.metrics.handled.labels(*labels, outcome).inc()
-                self.metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - began)
+                self.metrics.handling_seconds.labels(*labels).observe(seconds)
+            # inside the consumer span: the line carries the trace and span ids
+            ids = getattr(trace.get_current_span(), "attributes", None) or {}
+            log.info(
+                "handled %s: %s",
+                model.topic,
+                outcome,
+                extra={
+                    "topic": model.topic,
+                    "outcome": outcome,
+                    "ms": round(seconds * 1000, 1),
+                    **{
+                        field: ids[key]
+                        for field, key in (
+                            ("event_id", "linkwell.event_id"),
+                            ("referral_id", "linkwell.referral_id"),
+                        )
+                        if ids.get(key)
+                    },
+                },
+            )
 
     async def _process(
         self, model: type[Event], handler: Handler, group_id: str, msg: KafkaMessage

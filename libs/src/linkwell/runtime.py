@@ -44,6 +44,9 @@ class ServiceRuntime:
             middlewares=[KafkaTelemetryMiddleware()],
             request_timeout_ms=10_000,
             logger=logging.getLogger(f"linkwell.{name}.kafka"),
+            # "Received" / "Processed" at debug: the consumer logs one line per message
+            # inside its span, with the trace and span ids
+            log_level=logging.DEBUG,
         )
         self.publisher = Publisher(self.broker)
         self.consumer = Consumer(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -114,12 +116,23 @@ def setup_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvi
     return provider
 
 
-class TracingMiddleware:
-    """A server span per HTTP request, joining the caller's trace when it sends `traceparent`."""
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: no log line
+_ID_LIKE = re.compile(r"[0-9]|^.{25,}$")
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+
+class TracingMiddleware:
+    """A server span per HTTP request, joining the caller's trace when it sends `traceparent`,
+    and one log line per request inside it (so the line carries the trace and span ids).
+
+    Spans and log lines name the route template (`/fhir/Task/{referral_id}`), never the path
+    as sent: a path can hold a one-time action token."""
+
+    def __init__(
+        self, app: ASGIApp, service: str, tracer_provider: trace.TracerProvider | None = None
+    ) -> None:
         self.app = app
-        self.tracer = trace.get_tracer(f"linkwell.{service}.http")
+        self.tracer = trace.get_tracer(f"linkwell.{service}.http", tracer_provider=tracer_provider)
+        self.log = logging.getLogger(f"linkwell.{service}.http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,12 +140,14 @@ class TracingMiddleware:
             return
         carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         parent = propagate.extract(carrier)
-        route = scope.get("path", "")
+        path = scope.get("path", "")
+        method = scope["method"]
+        began = time.perf_counter()
         with self.tracer.start_as_current_span(
-            f"{scope['method']} {_route_template(route)}",
+            f"{method} {_path_template(path)}",
             context=parent,
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": scope["method"], "url.path": route},
+            attributes={"http.request.method": method},
         ) as span:
             status: dict[str, int] = {}
 
@@ -142,15 +157,35 @@ class TracingMiddleware:
                     span.set_attribute("http.response.status_code", message["status"])
                 await send(message)
 
-            await self.app(scope, receive, send_with_status)
+            try:
+                await self.app(scope, receive, send_with_status)
+            finally:
+                route = getattr(scope.get("route"), "path", None) or _path_template(path)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                if path not in QUIET_PATHS:
+                    code = status.get("code", 500)
+                    self.log.log(
+                        logging.WARNING if code >= 500 else logging.INFO,
+                        "%s %s %d",
+                        method,
+                        route,
+                        code,
+                        extra={
+                            "http_method": method,
+                            "route": route,
+                            "status": code,
+                            "ms": round((time.perf_counter() - began) * 1000, 1),
+                        },
+                    )
 
 
-def _route_template(path: str) -> str:
+def _path_template(path: str) -> str:
+    """A path with anything id-like (digits, or long) replaced, for requests no route matched."""
     parts = path.strip("/").split("/")
-    # keep resource types, hide ids so span names stay low-cardinality
-    if len(parts) >= 3 and parts[0] == "fhir":
-        parts = parts[:2] + ["{id}"] + parts[3:]
-    return "/" + "/".join(parts)
+    return "/" + "/".join(
+        p if i == 0 or not _ID_LIKE.search(p) else "{id}" for i, p in enumerate(parts)
+    )
 
 
 # ---------------------------------------------------------------- reading traces back
