@@ -59,3 +59,5 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every outgoing URL at info: a partner's webhook URL may carry its own secret
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
