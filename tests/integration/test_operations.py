@@ -132,7 +132,6 @@ async def test_metrics_count_referrals_by_state_and_failed_deliveries(
 async def test_metrics_show_consumer_lag_and_dead_letter_depth(
     infrastructure, database_name, monkeypatch
 ) -> None:
-
     from aiokafka import AIOKafkaProducer
 
     from capacity.app import build as build_capacity

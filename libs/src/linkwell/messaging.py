@@ -249,24 +249,11 @@ class Consumer:
                 self.metrics.handling_seconds.labels(*labels).observe(seconds)
             # inside the consumer span: the line carries the trace and span ids
             ids = getattr(trace.get_current_span(), "attributes", None) or {}
-            log.info(
-                "handled %s: %s",
-                model.topic,
-                outcome,
-                extra={
-                    "topic": model.topic,
-                    "outcome": outcome,
-                    "ms": round(seconds * 1000, 1),
-                    **{
-                        field: ids[key]
-                        for field, key in (
-                            ("event_id", "linkwell.event_id"),
-                            ("referral_id", "linkwell.referral_id"),
-                        )
-                        if ids.get(key)
-                    },
-                },
-            )
+            extra = {"topic": model.topic, "outcome": outcome, "ms": round(seconds * 1000, 1)}
+            for name in ("event_id", "referral_id"):
+                if value := ids.get(f"linkwell.{name}"):
+                    extra[name] = value
+            log.info("handled %s: %s", model.topic, outcome, extra=extra)
 
     async def _process(
         self, model: type[Event], handler: Handler, group_id: str, msg: KafkaMessage

@@ -129,7 +129,7 @@ class Directory:
 
     async def _withdraw_missing(self, report: oruk.ImportReport, tenant: str, force: bool) -> None:
         listed, rejected_prefixes = report.kept_ids()
-        active = [d for d in await self.store.from_feed(report.source) if _active(d)]
+        active = await self.store.active_from_feed(report.source)
         missing = [
             d["_id"]
             for d in active
@@ -169,10 +169,6 @@ def outcome_for(referral: ReferralReceived, decision: domain.Decision) -> Event:
         gap=decision.gap,  # type: ignore[arg-type]
         filtered=decision.filtered,
     )
-
-
-def _active(doc: dict[str, Any]) -> bool:
-    return bool(doc.get("name")) and (doc.get("status") or "active") == "active"
 
 
 def _minus(iso: str, delta: timedelta) -> str:

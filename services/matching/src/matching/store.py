@@ -54,8 +54,8 @@ class DirectoryStore:
             return await self.assets()
         return await self.documents.find(ASSETS, {"changed_at": {"$gte": since}})
 
-    async def from_feed(self, feed: str) -> list[dict[str, Any]]:
-        return await self.documents.find(ASSETS, {"feed": feed})
+    async def active_from_feed(self, feed: str) -> list[dict[str, Any]]:
+        return await self.documents.find(ASSETS, {"feed": feed, "status": "active"})
 
     async def proposals_since(self, since: str) -> list[dict[str, Any]]:
         return await self.documents.find(PROPOSALS, {"at": {"$gte": since}})

@@ -154,16 +154,26 @@ def test_taxonomy_terms_map_to_need_categories_and_crisis_terms_to_none() -> Non
     assert taxonomy.language_code("cy-GB") == "cy"
 
 
-def feed_file(path: Path, drop: tuple[str, ...] = (), break_: tuple[str, ...] = ()) -> str:
-    """The Kirkstall ORUK 1.0 page as a council might republish it: some services gone,
-    some now failing validation."""
+def republished(
+    path: Path, drop: tuple[str, ...] = (), break_: tuple[str, ...] = ()
+) -> oruk.ImportReport:
+    """The Kirkstall ORUK 1.0 page as a council might republish it (some services gone, some
+    now failing validation), written to `path` and read back from there."""
     page = json.loads(ORUK1.read_text())
     records = [r for r in page["content"] if r["id"] not in drop]
     for record in records:
         if record["id"] in break_:
             del record["organization"]
     path.write_text(json.dumps(page | {"content": records}))
-    return str(path)
+    return read(path)
+
+
+async def kirkstall_imported(tmp_path: Path) -> tuple[Directory, Path]:
+    """A directory holding the Kirkstall feed, imported from a file the test may republish."""
+    directory = Directory(DirectoryStore(MemoryDocumentStore()))
+    feed = tmp_path / "kirkstall.json"
+    await directory.import_report(republished(feed), "demo-region")
+    return directory, feed
 
 
 def announcements(doc: dict) -> list[dict]:
@@ -173,10 +183,8 @@ def announcements(doc: dict) -> list[dict]:
 async def test_a_service_dropped_from_its_feed_is_withdrawn_once_and_never_proposed(
     tmp_path: Path,
 ) -> None:
-    store = DirectoryStore(MemoryDocumentStore())
-    directory = Directory(store)
-    feed = tmp_path / "kirkstall.json"
-    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    directory, feed = await kirkstall_imported(tmp_path)
+    store = directory.store
     other = await directory.import_report(read(ORUK3), "demo-region")
     assert other.changed > 0
 
@@ -193,7 +201,7 @@ async def test_a_service_dropped_from_its_feed_is_withdrawn_once_and_never_propo
     before = directory.decide(walking, today=TODAY)
     assert "oruk:kca-walk-1" in {c.asset_id for c in before.candidates}
 
-    report = await directory.import_report(read(Path(feed_file(feed, drop=("kca-walk-1",)))), "t")
+    report = await directory.import_report(republished(feed, drop=("kca-walk-1",)), "t")
     assert report.withdrawn == 1 and "1 withdrawn" in report.summary()
     walk = await store.asset("oruk:kca-walk-1")
     assert walk is not None and walk["status"] == "inactive"
@@ -204,10 +212,10 @@ async def test_a_service_dropped_from_its_feed_is_withdrawn_once_and_never_propo
     decision = directory.decide(walking, today=TODAY)
     assert "oruk:kca-walk-1" not in {c.asset_id for c in decision.candidates}
 
-    again = await directory.import_report(read(Path(feed_file(feed, drop=("kca-walk-1",)))), "t")
+    again = await directory.import_report(republished(feed, drop=("kca-walk-1",)), "t")
     assert again.withdrawn == 0 and len(announcements(await store.asset("oruk:kca-walk-1"))) == 2
 
-    back = await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    back = await directory.import_report(republished(feed), "demo-region")
     assert back.changed == 1
     walk = await store.asset("oruk:kca-walk-1")
     assert walk["status"] == "active" and announcements(walk)[-1]["accepting_referrals"]
@@ -216,11 +224,9 @@ async def test_a_service_dropped_from_its_feed_is_withdrawn_once_and_never_propo
 async def test_a_service_whose_record_now_fails_validation_is_kept_not_withdrawn(
     tmp_path: Path,
 ) -> None:
-    directory = Directory(DirectoryStore(MemoryDocumentStore()))
-    feed = tmp_path / "kirkstall.json"
-    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    directory, feed = await kirkstall_imported(tmp_path)
     report = await directory.import_report(
-        read(Path(feed_file(feed, break_=("kca-walk-1", "kca-carers-4")))), "demo-region"
+        republished(feed, break_=("kca-walk-1", "kca-carers-4")), "demo-region"
     )
     assert report.rejected_records == 3 and report.withdrawn == 0
     statuses = {d["_id"]: d["status"] for d in await directory.store.assets()}
@@ -230,35 +236,29 @@ async def test_a_service_whose_record_now_fails_validation_is_kept_not_withdrawn
 async def test_an_empty_feed_withdraws_nothing_unless_the_withdrawal_is_forced(
     tmp_path: Path,
 ) -> None:
-    directory = Directory(DirectoryStore(MemoryDocumentStore()))
-    feed = tmp_path / "kirkstall.json"
-    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    directory, feed = await kirkstall_imported(tmp_path)
     everything = ("kca-walk-1", "lbn-phone-2", "kca-broken-3", "kca-carers-4")
-    empty = await directory.import_report(read(Path(feed_file(feed, drop=everything))), "t")
+    empty = await directory.import_report(republished(feed, drop=everything), "t")
     assert empty.withdrawn == 0
     assert empty.notes and "4 of 4 assets" in empty.notes[0] and "incomplete" in empty.notes[0]
     assert {d["status"] for d in await directory.store.assets()} == {"active"}
 
     kept = await directory.import_report(
-        read(Path(feed_file(feed, drop=("kca-walk-1",)))), "t", withdraw_missing=False
+        republished(feed, drop=("kca-walk-1",)), "t", withdraw_missing=False
     )
     assert kept.withdrawn == 0 and not kept.notes
 
-    forced = await directory.import_report(
-        read(Path(feed_file(feed, drop=everything))), "t", force=True
-    )
+    forced = await directory.import_report(republished(feed, drop=everything), "t", force=True)
     assert forced.withdrawn == 4
     assert {d["status"] for d in await directory.store.assets()} == {"inactive"}
 
 
 async def test_assets_kept_by_partners_are_never_withdrawn_by_a_feed(tmp_path: Path) -> None:
-    directory = Directory(DirectoryStore(MemoryDocumentStore()))
-    feed = tmp_path / "kirkstall.json"
-    await directory.import_report(read(Path(feed_file(feed))), "demo-region")
+    directory, feed = await kirkstall_imported(tmp_path)
     own = read(ORUK3).assets[0].model_copy(update={"id": "vcse-own:club"})
     await directory.put(own, "demo-region", only_provider=own.provider_org)
     await directory.import_report(
-        read(Path(feed_file(feed, drop=("kca-walk-1", "lbn-phone-2")))), "demo-region"
+        republished(feed, drop=("kca-walk-1", "lbn-phone-2")), "demo-region"
     )
     statuses = {d["_id"]: d["status"] for d in await directory.store.assets()}
     assert statuses["vcse-own:club"] == "active"
